@@ -1,0 +1,1 @@
+"""Feature extractors and the batched extraction engine."""

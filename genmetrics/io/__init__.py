@@ -1,0 +1,1 @@
+"""Input/output layer: image sources and statistics files."""
