@@ -22,6 +22,9 @@ class DecodeError(InputError):
         self.reason = reason
         super().__init__(f"cannot decode image {path!r}: {reason} (fix or remove the file, or pass --skip-bad)")
 
+    def __reduce__(self):  # picklable, so DataLoader workers can hand it to the main process
+        return (DecodeError, (self.path, self.reason))
+
 
 class WeightsError(GenMetricsError):
     """Model weights are missing, of the wrong kind, or fail their sha256 check."""

@@ -1,0 +1,1 @@
+"""The ``genmetrics`` command line (click); it only parses arguments and calls the public API."""

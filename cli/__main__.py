@@ -1,0 +1,4 @@
+"""``python -m cli`` = the ``genmetrics`` command."""
+from cli.main import cli
+
+cli(prog_name="genmetrics")

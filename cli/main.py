@@ -1,0 +1,40 @@
+"""``genmetrics`` click group: GenMetricsError -> one line on stderr and exit code 2 (traceback with --debug)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from genmetrics._version import __version__
+from genmetrics.errors import GenMetricsError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GenMetricsError as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="genmetrics")
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Evaluate image generators offline: FID, KID, IS, precision/recall, density/coverage."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def _register() -> None:
+    from cli.score import score
+    from cli.stats import stats
+
+    cli.add_command(score)
+    cli.add_command(stats)
+
+
+_register()

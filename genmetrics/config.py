@@ -1,0 +1,27 @@
+"""Frozen configuration records shared by the extraction, stats and report layers."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+RESIZE_MODES = ("tf1", "clean")
+"""``tf1``: torch-fidelity's TF1-compatible bilinear resize (the FID standard, default);
+``clean``: PIL bicubic with antialias on float channels, as clean-fid."""
+
+METRICS = ("fid", "kid", "is", "pr", "dc")
+DEFAULT_METRICS = ("fid", "kid", "pr")
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Everything that determines the feature values of an extractor; two feature sets are comparable
+    only when their specs are equal."""
+
+    name: str  # e.g. "inception-v3-tf"
+    weights_sha256: str
+    resize: str  # one of RESIZE_MODES
+    image_size: int  # side length the network sees
+    dim: int  # feature dimension
+    precision: str = "float32"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,43 @@
+"""Shipped reference statistics in ``data_stats/`` (listed in ``data_stats/index.json``), by name."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from genmetrics.errors import StatsError
+
+DATA_STATS_ENV = "GENMETRICS_DATA_STATS"
+
+
+def data_stats_dir() -> Path:
+    """``$GENMETRICS_DATA_STATS`` or the ``data_stats/`` folder of this checkout."""
+    return Path(os.environ.get(DATA_STATS_ENV) or Path(__file__).resolve().parent.parent / "data_stats")
+
+
+def list_references() -> list[dict]:
+    """The entries of ``index.json`` (name, file, source, n, extractor, weights_sha256, resize, sha256)."""
+    index = data_stats_dir() / "index.json"
+    if not index.is_file():
+        raise StatsError(f"no shipped statistics: {str(index)!r} is missing (set {DATA_STATS_ENV} to the "
+                         "data_stats folder of a genmetrics checkout)")
+    return json.loads(index.read_text())["references"]
+
+
+def resolve_reference(name: str) -> Path:
+    """Path of the stats file of a shipped reference called ``name``."""
+    entries = list_references()
+    for entry in entries:
+        if entry["name"] == name:
+            return data_stats_dir() / entry["file"]
+    known = ", ".join(entry["name"] for entry in entries)
+    raise StatsError(f"unknown reference {name!r}: not a path and not a shipped name (shipped: {known}; "
+                     "`genmetrics stats --list` shows them)")
+
+DEMO_REFERENCE = "fashion-mnist-train-2500"
+DEMO_GENERATED = "demo/fashion-mnist-test-300.npy"
+
+
+def demo_sources() -> tuple[Path, str]:
+    """The embedded default of ``genmetrics score`` without arguments: (generated images, reference name)."""
+    return data_stats_dir() / DEMO_GENERATED, DEMO_REFERENCE

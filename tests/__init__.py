@@ -1,0 +1,1 @@
+"""genmetrics test suite."""

@@ -1,0 +1,84 @@
+"""Parity of our TF-Inception features with torch-fidelity's own module on identical weights and images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+from genmetrics.errors import ConfigError, WeightsError
+from genmetrics.features.extract import extract_features
+from genmetrics.features.inception import InceptionExtractor, TorchFidelityInceptionV3, map_fid_helper_state
+from genmetrics.io.images import open_source
+from tests.helpers import random_images
+
+
+@pytest.fixture(scope="module")
+def torch_fidelity_net(tmp_path_factory, inception) -> FeatureExtractorInceptionV3:
+    """torch-fidelity's class, built by its own constructor from default_1's tensors mapped to its names."""
+    tf_state = torch.jit.load(str(inception.weights.path), map_location="cpu").state_dict()
+    state = map_fid_helper_state(TorchFidelityInceptionV3(),
+                                 {k.removeprefix("net.layers."): v for k, v in tf_state.items()})
+    path = tmp_path_factory.mktemp("tfid") / "mapped.pth"
+    torch.save(state, path)
+    return FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+
+
+@pytest.mark.parametrize("size", [299, 32])
+def test_features_match_torch_fidelity(inception, torch_fidelity_net, size):
+    images = random_images(6, size=size, seed=size)
+    ours = extract_features(open_source(images), inception, batch_size=4, progress=False).features
+    with torch.no_grad():
+        theirs = torch_fidelity_net(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0].numpy()
+    assert ours.shape == (6, 2048)
+    assert np.abs(ours - theirs).max() <= 1e-4
+
+
+def test_mapping_matches_fid_helper_torchscript(inception):
+    """The name mapping is right: features equal the TorchScript original's on a 299x299 input."""
+    images = random_images(2, size=299, seed=1)
+    ours = inception.forward(torch.stack([inception.preprocess(image) for image in images]))["features"]
+    script = torch.jit.load(str(inception.weights.path), map_location="cpu").eval()
+    with torch.no_grad():
+        original = script((torch.from_numpy(images).permute(0, 3, 1, 2).float() - 128) / 128)
+    assert torch.allclose(ours, original, atol=1e-4)
+
+
+def test_features_do_not_depend_on_batch_size(inception):
+    images = random_images(5, size=40, seed=3)
+    one = extract_features(open_source(images), inception, batch_size=1, progress=False).features
+    three = extract_features(open_source(images), inception, batch_size=3, progress=False).features
+    assert np.abs(one - three).max() <= 1e-6
+
+
+def test_logits_match_torch_fidelity_unbiased_logits(logits_weights):
+    extractor = InceptionExtractor(logits_weights, trust_weights=True)
+    assert extractor.has_logits
+    reference = FeatureExtractorInceptionV3("x", ["logits_unbiased"], feature_extractor_weights_path=logits_weights)
+    images = random_images(3, size=64, seed=4)
+    ours = extract_features(open_source(images), extractor, progress=False).logits
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0].numpy()
+    assert ours.shape == (3, 1008)
+    assert np.abs(ours - theirs).max() <= 1e-4
+
+
+def test_clean_resize_is_pil_bicubic_on_float_channels(inception):
+    clean = InceptionExtractor(resize="clean")
+    image = random_images(1, size=28, seed=5)[0]
+    resized = clean.preprocess(image)
+    assert resized.shape == (3, 299, 299) and resized.dtype == torch.float32
+    assert clean.spec.resize == "clean" and inception.spec.resize == "tf1"
+    # Bicubic differs from TF1 bilinear, and both stay close to the original range.
+    assert not torch.allclose(resized, inception.preprocess(image))
+    assert float(resized.min()) >= 0 and float(resized.max()) <= 255
+
+
+def test_unknown_resize_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown resize mode 'nearest'"):
+        InceptionExtractor(resize="nearest")
+
+
+def test_untrusted_weights_are_refused(logits_weights):
+    with pytest.raises(WeightsError, match="matches no known TF-Inception release.*--trust-weights"):
+        InceptionExtractor(logits_weights)
