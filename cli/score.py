@@ -22,8 +22,7 @@ from genmetrics.report import to_json, to_table
 @click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="k of density/coverage.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {metrics, provenance}.")
 @extraction_options
-def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_json, inception_weights,
-          trust_weights, resize, batch_size, device, workers, skip_bad, no_progress) -> None:
+def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_json, **extraction) -> None:
     """Score generated images GEN against reference REF.
 
     GEN and REF: a folder (recursive), a .zip, or a .npy/.npz uint8 array (NHWC or NCHW); REF may also be a
@@ -34,9 +33,6 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_
         demo_gen, demo_ref = demo_sources()
         gen, ref = str(demo_gen), demo_ref
         click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
-    result = score_api(
-        gen, ref, metrics, inception_weights=inception_weights, trust_weights=trust_weights, resize=resize,
-        batch_size=batch_size, device=device, workers=workers, seed=seed, skip_bad=skip_bad,
-        kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, dc_k=dc_k, progress=not no_progress,
-    )
+    result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                       pr_k=pr_k, dc_k=dc_k, **extraction)
     click.echo(to_json(result) if as_json else to_table(result))

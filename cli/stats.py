@@ -15,8 +15,7 @@ from genmetrics.references import list_references
 @click.option("--features", is_flag=True, help="Also store the feature matrix (needed for kid/pr/dc).")
 @click.option("--list", "list_shipped", is_flag=True, help="List the shipped reference statistics.")
 @extraction_options
-def stats(src, output, features, list_shipped, inception_weights, trust_weights, resize, batch_size, device,
-          workers, skip_bad, no_progress) -> None:
+def stats(src, output, features, list_shipped, **extraction) -> None:
     """Compute reference statistics (mu, sigma; pytorch-fid keys) of SRC and write them to OUTPUT."""
     if list_shipped:
         rows = [(e["name"], str(e["n"]), e["extractor"], e["resize"], e["source"]) for e in list_references()]
@@ -27,8 +26,6 @@ def stats(src, output, features, list_shipped, inception_weights, trust_weights,
         return
     if src is None or output is None:
         raise ConfigError("give a source and an output: `genmetrics stats SRC -o out.npz` (or --list)")
-    result = compute_stats(src, output, features=features, inception_weights=inception_weights,
-                           trust_weights=trust_weights, resize=resize, batch_size=batch_size, device=device,
-                           workers=workers, skip_bad=skip_bad, progress=not no_progress)
+    result = compute_stats(src, output, features=features, **extraction)
     click.echo(f"wrote {output}: N={result.n}, dim={result.extractor.dim}, "
                f"resize={result.extractor.resize}{', with features' if features else ''}")

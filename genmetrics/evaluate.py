@@ -16,7 +16,8 @@ from genmetrics._version import __version__
 from genmetrics.config import DEFAULT_METRICS, METRICS
 from genmetrics.errors import ConfigError, InputError, StatsError, WeightsError
 from genmetrics.features.extract import extract_features
-from genmetrics.features.inception import InceptionExtractor
+from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.registry import build_extractor
 from genmetrics.io.images import open_source
 from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
 from genmetrics.metrics.fid import fid_from_stats
@@ -87,7 +88,7 @@ def _is_stats_file(ref: Any) -> bool:
         return False
 
 
-def _extract_stats(source: Any, extractor: InceptionExtractor, options: ExtractOptions, role: str,
+def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOptions, role: str,
                    num_samples: int | None, seed: int, keep_features: bool) -> tuple[Stats, np.ndarray | None]:
     """Features of one source -> (Stats, logits or None)."""
     src = open_source(source, num_samples=num_samples, seed=seed)
@@ -124,6 +125,7 @@ def compute_stats(
     out: str | os.PathLike | None = None,
     *,
     features: bool = False,
+    extractor: str = "inception",
     inception_weights: str | None = None,
     trust_weights: bool = False,
     resize: str = "tf1",
@@ -137,15 +139,16 @@ def compute_stats(
 ) -> Stats:
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
     ``out`` when given."""
-    extractor = InceptionExtractor(inception_weights, resize=resize, trust_weights=trust_weights, device=device)
+    network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
+                              resize=resize)
     options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
-    stats, _ = _extract_stats(source, extractor, options, "source", num_samples, seed, keep_features=features)
+    stats, _ = _extract_stats(source, network, options, "source", num_samples, seed, keep_features=features)
     if out is not None:
         save_stats(out, stats)
     return stats
 
 
-def _reference(ref: Any, extractor: InceptionExtractor, options: ExtractOptions, need_features: bool) -> Stats:
+def _reference(ref: Any, extractor: FeatureExtractor, options: ExtractOptions, need_features: bool) -> Stats:
     """The reference side: a shipped name, a stats file, or a source to extract."""
     name = None
     if isinstance(ref, str) and not Path(ref).exists() and "/" not in ref and not Path(ref).suffix:
@@ -166,6 +169,7 @@ def score(
     ref: Any = None,
     metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
     *,
+    extractor: str = "inception",
     inception_weights: str | None = None,
     trust_weights: bool = False,
     resize: str = "tf1",
@@ -190,21 +194,22 @@ def score(
     wanted = parse_metrics(metrics)
     if ref is None and set(wanted) - {"is"}:
         raise ConfigError("a reference (REF) is needed for " + ",".join(m for m in wanted if m != "is"))
-    extractor = InceptionExtractor(inception_weights, resize=resize, trust_weights=trust_weights, device=device)
-    if "is" in wanted and not extractor.has_logits:
+    network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
+                              resize=resize)
+    if "is" in wanted and not network.has_logits:
         raise WeightsError(
-            f"metric 'is' needs Inception logits, which {str(extractor.weights.path)!r} lacks (fid-helper's "
+            f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
             "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
             "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
         )
     options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
-    gen_stats, gen_logits = _extract_stats(gen, extractor, options, "generated", num_samples, seed, keep_features=True)
-    dim = extractor.spec.dim
+    gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed, keep_features=True)
+    dim = network.spec.dim
     warnings = _singular_warning("generated", gen_stats.n, dim)
     values: dict[str, float] = {}
     ref_stats = None
     if ref is not None:
-        ref_stats = _reference(ref, extractor, options, need_features=bool({"kid", "pr", "dc"} & set(wanted)))
+        ref_stats = _reference(ref, network, options, need_features=bool({"kid", "pr", "dc"} & set(wanted)))
         warnings += _singular_warning("reference", ref_stats.n, dim)
     feats_gen = gen_stats.features
     feats_ref = None if ref_stats is None else ref_stats.features
@@ -221,8 +226,8 @@ def score(
         elif metric == "dc":
             values["density"], values["coverage"] = density_coverage(feats_ref, feats_gen, k=dc_k)
     provenance = {
-        "extractor": extractor.spec.to_dict(),
-        "weights_file": str(extractor.weights.path),
+        "extractor": network.spec.to_dict(),
+        "weights_file": network.weights_path,
         "metrics": list(wanted),
         "seed": seed,
         "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size} if "kid" in wanted else None,

@@ -17,6 +17,7 @@ class FeatureExtractor(Protocol):
 
     spec: ExtractorSpec
     has_logits: bool
+    weights_path: str  # the resolved weights file, for provenance and messages
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (3, S, S) float32 network input before normalisation."""

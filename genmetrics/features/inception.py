@@ -120,6 +120,7 @@ class InceptionExtractor:
         if resize not in RESIZE_MODES:
             raise ConfigError(f"unknown resize mode {resize!r}; choose one of {', '.join(RESIZE_MODES)}")
         self.weights = resolve_inception_weights(weights, trust_weights=trust_weights)
+        self.weights_path = str(self.weights.path)
         self.net, self.has_logits = load_torch_fidelity_inception(self.weights)
         self.resize = resize
         self.spec = ExtractorSpec(

@@ -98,7 +98,7 @@ def test_reference_with_another_resize_is_refused(tmp_path, folder):
 
 def test_inception_score_needs_logits_and_matches_the_formula(logits_weights):
     images = random_images(20, size=32, seed=5)
-    with pytest.raises(WeightsError, match="needs Inception logits.*weights-inception-2015-12-05"):
+    with pytest.raises(WeightsError, match="needs classifier logits.*weights-inception-2015-12-05"):
         genmetrics.score(images, None, "is", progress=False)
     result = genmetrics.score(images, None, "is", inception_weights=logits_weights, trust_weights=True,
                               progress=False)

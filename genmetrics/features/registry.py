@@ -1,0 +1,27 @@
+"""Extractors by name: ``--extractor NAME`` selects one; each factory takes the device and its own options."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from genmetrics.errors import ConfigError
+from genmetrics.features.base import FeatureExtractor
+
+
+def _inception(device: str, inception_weights: str | None = None, trust_weights: bool = False,
+               resize: str = "tf1", **_: Any) -> FeatureExtractor:
+    from genmetrics.features.inception import InceptionExtractor
+
+    return InceptionExtractor(inception_weights, resize=resize, trust_weights=trust_weights, device=device)
+
+
+EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"inception": _inception}
+
+
+def build_extractor(name: str, device: str = "cpu", **options: Any) -> FeatureExtractor:
+    """The extractor called ``name`` on ``device``; ``options`` not used by that extractor are ignored."""
+    try:
+        factory = EXTRACTORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown extractor {name!r}; choose one of {', '.join(EXTRACTORS)}") from None
+    return factory(device, **options)
