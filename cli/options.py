@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import click
 
-from genmetrics.config import RESIZE_MODES
+from genmetrics.config import PRECISIONS, RESIZE_MODES
 
 
 def extraction_options(command: Callable) -> Callable:
@@ -20,6 +20,9 @@ def extraction_options(command: Callable) -> Callable:
         click.option("--trust-weights", is_flag=True, help="Accept a weights file whose sha256 is not a known release."),
         click.option("--resize", type=click.Choice(RESIZE_MODES), default="tf1", show_default=True,
                      help="tf1: torch-fidelity's TF1 bilinear (FID standard); clean: PIL bicubic as clean-fid."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
+                     help="fp32: exact; bf16 (CPU/GPU) or fp16 (GPU): faster opt-in modes for monitoring, whose "
+                          "statistics are not comparable with fp32 ones."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0."),
         click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,

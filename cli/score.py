@@ -21,8 +21,9 @@ from genmetrics.report import to_json, to_table
 @click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of precision/recall.")
 @click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="k of density/coverage.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {metrics, provenance}.")
+@click.option("--force", is_flag=True, help="Accept a reference stats file computed at another --precision.")
 @extraction_options
-def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_json, **extraction) -> None:
+def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_json, force, **extraction) -> None:
     """Score generated images GEN against reference REF.
 
     GEN and REF: a folder (recursive), a .zip, or a .npy/.npz uint8 array (NHWC or NCHW); REF may also be a
@@ -34,5 +35,5 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_
         gen, ref = str(demo_gen), demo_ref
         click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                       pr_k=pr_k, dc_k=dc_k, **extraction)
+                       pr_k=pr_k, dc_k=dc_k, force=force, **extraction)
     click.echo(to_json(result) if as_json else to_table(result))

@@ -7,6 +7,10 @@ RESIZE_MODES = ("tf1", "clean")
 """``tf1``: torch-fidelity's TF1-compatible bilinear resize (the FID standard, default);
 ``clean``: PIL bicubic with antialias on float channels, as clean-fid."""
 
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+"""``--precision`` choices -> the torch dtype name recorded in ``ExtractorSpec.precision``. fp32 is exact;
+bf16/fp16 are faster opt-in modes for monitoring, and their statistics are not comparable with fp32 ones."""
+
 METRICS = ("fid", "kid", "is", "pr", "dc")
 DEFAULT_METRICS = ("fid", "kid", "pr")
 

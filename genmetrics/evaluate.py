@@ -25,7 +25,6 @@ from genmetrics.metrics.inception_score import inception_score
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import density_coverage, precision_recall
 from genmetrics.references import resolve_reference
-from genmetrics.stats import mean_cov
 
 _VERSIONED = ("torch", "torch-fidelity", "numpy", "scipy", "pillow")
 
@@ -93,14 +92,15 @@ def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOpt
     """Features of one source -> (Stats, logits or None)."""
     src = open_source(source, num_samples=num_samples, seed=seed)
     feats = extract_features(src, extractor, batch_size=options.batch_size, workers=options.workers,
-                             skip_bad=options.skip_bad, progress=options.progress, desc=f"{role} features")
+                             skip_bad=options.skip_bad, keep_features=keep_features, progress=options.progress,
+                             desc=f"{role} features")
     n = len(feats)
     if n < 2:
         raise InputError(f"{role} source {src.description!r} has {n} usable image(s); FID, KID and precision/recall "
                          "need at least 2 (10,000 or more for reportable numbers)")
-    if not np.isfinite(feats.features).all():
+    mu, sigma = feats.stats.mean, feats.stats.cov
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise InputError(f"{role} features of {src.description!r} contain NaN/inf: the images or weights are broken")
-    mu, sigma = mean_cov(feats.features)
     meta = {
         "source": src.description,
         "content_hash": src.content_hash(),
@@ -108,8 +108,7 @@ def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOpt
         "skipped": feats.skipped[:10],
         "versions": versions(),
     }
-    stats = Stats(mu=mu, sigma=sigma, n=n, extractor=extractor.spec, meta=meta,
-                  features=feats.features if keep_features else None)
+    stats = Stats(mu=mu, sigma=sigma, n=n, extractor=extractor.spec, meta=meta, features=feats.features)
     return stats, feats.logits
 
 
@@ -129,6 +128,7 @@ def compute_stats(
     inception_weights: str | None = None,
     trust_weights: bool = False,
     resize: str = "tf1",
+    precision: str = "fp32",
     batch_size: int = 32,
     device: str = "cpu",
     workers: int = 0,
@@ -140,7 +140,7 @@ def compute_stats(
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
     ``out`` when given."""
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
-                              resize=resize)
+                              resize=resize, precision=precision)
     options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
     stats, _ = _extract_stats(source, network, options, "source", num_samples, seed, keep_features=features)
     if out is not None:
@@ -148,16 +148,18 @@ def compute_stats(
     return stats
 
 
-def _reference(ref: Any, extractor: FeatureExtractor, options: ExtractOptions, need_features: bool) -> Stats:
+def _reference(ref: Any, extractor: FeatureExtractor, options: ExtractOptions, need_features: bool,
+               force: bool = False) -> Stats:
     """The reference side: a shipped name, a stats file, or a source to extract."""
     name = None
     if isinstance(ref, str) and not Path(ref).exists() and "/" not in ref and not Path(ref).suffix:
         name, ref = ref, resolve_reference(ref)
     if not _is_stats_file(ref):
-        return _extract_stats(ref, extractor, options, "reference", None, 0, keep_features=True)[0]
+        return _extract_stats(ref, extractor, options, "reference", None, 0, keep_features=need_features)[0]
     stats = load_stats(ref)
     stats = dataclasses.replace(stats, meta={**stats.meta, "stats_file": str(ref), "name": name})
-    check_compatible(extractor.spec, stats.extractor, str(ref))
+    if check_compatible(extractor.spec, stats.extractor, str(ref), force_precision=force):
+        stats.meta["forced"] = f"reference precision {stats.extractor.precision} vs {extractor.spec.precision}"
     if need_features and stats.features is None:
         raise StatsError(f"reference stats {str(ref)!r} hold no features, which kid/pr/dc need; rebuild it with "
                          "`genmetrics stats SRC -o FILE --features`, or ask only for fid/is")
@@ -173,6 +175,7 @@ def score(
     inception_weights: str | None = None,
     trust_weights: bool = False,
     resize: str = "tf1",
+    precision: str = "fp32",
     batch_size: int = 32,
     device: str = "cpu",
     workers: int = 0,
@@ -184,6 +187,7 @@ def score(
     pr_k: int = 3,
     dc_k: int = 5,
     is_splits: int = 10,
+    force: bool = False,
     progress: bool = True,
 ) -> Result:
     """Score generated images ``gen`` against reference ``ref`` (a source, stats file or shipped name).
@@ -195,7 +199,7 @@ def score(
     if ref is None and set(wanted) - {"is"}:
         raise ConfigError("a reference (REF) is needed for " + ",".join(m for m in wanted if m != "is"))
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
-                              resize=resize)
+                              resize=resize, precision=precision)
     if "is" in wanted and not network.has_logits:
         raise WeightsError(
             f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
@@ -203,14 +207,18 @@ def score(
             "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
         )
     options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
-    gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed, keep_features=True)
+    needs_features = bool({"kid", "pr", "dc"} & set(wanted))
+    gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed,
+                                           keep_features=needs_features)
     dim = network.spec.dim
     warnings = _singular_warning("generated", gen_stats.n, dim)
     values: dict[str, float] = {}
     ref_stats = None
     if ref is not None:
-        ref_stats = _reference(ref, network, options, need_features=bool({"kid", "pr", "dc"} & set(wanted)))
+        ref_stats = _reference(ref, network, options, need_features=needs_features, force=force)
         warnings += _singular_warning("reference", ref_stats.n, dim)
+        if "forced" in ref_stats.meta:
+            warnings.append(f"--force: {ref_stats.meta['forced']}; the numbers mix precisions")
     feats_gen = gen_stats.features
     feats_ref = None if ref_stats is None else ref_stats.features
     for metric in wanted:

@@ -11,18 +11,20 @@ from tqdm import tqdm
 from genmetrics.errors import ConfigError, DecodeError
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.io.images import ImageSource
+from genmetrics.stats import RunningStats
 
 
 @dataclass
 class FeatureSet:
     """Features of one source: rows in source order, bad items left out (with ``skip_bad``)."""
 
-    features: np.ndarray  # (N, D) float32
+    stats: RunningStats  # fp64 mean/covariance accumulated batch by batch
+    features: np.ndarray | None  # (N, D) float32, unless extracted with keep_features=False
     logits: np.ndarray | None  # (N, C) float32 when the extractor has logits
     skipped: list[str] = field(default_factory=list)  # names of items that could not be decoded
 
     def __len__(self) -> int:
-        return len(self.features)
+        return self.stats.n
 
 
 class _PreprocessedImages(Dataset):
@@ -55,13 +57,16 @@ def extract_features(
     batch_size: int = 32,
     workers: int = 0,
     skip_bad: bool = False,
+    keep_features: bool = True,
     progress: bool = True,
     desc: str = "features",
 ) -> FeatureSet:
     """Run ``extractor`` over every image of ``source``.
 
     Strict by default: the first undecodable image raises its DecodeError. With ``skip_bad`` such images
-    are left out and named in ``FeatureSet.skipped``. Results do not depend on batch size or workers.
+    are left out and named in ``FeatureSet.skipped``. Mean and covariance are always accumulated in fp64;
+    ``keep_features=False`` keeps memory bounded (FID-only runs). Results do not depend on batch size or
+    workers.
     """
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
@@ -77,6 +82,7 @@ def extract_features(
         collate_fn=_collate,
         persistent_workers=False,
     )
+    running = RunningStats(extractor.spec.dim)
     features: list[np.ndarray] = []
     logits: list[np.ndarray] = []
     skipped: list[str] = []
@@ -88,13 +94,17 @@ def extract_features(
                 skipped.extend(error.path for error in bad)
             if batch is not None:
                 out = extractor.forward(batch)
-                features.append(out["features"].float().cpu().numpy())
+                batch_features = out["features"].float().cpu().numpy()
+                running.update(batch_features)
+                if keep_features:
+                    features.append(batch_features)
                 if "logits" in out:
                     logits.append(out["logits"].float().cpu().numpy())
             bar.update(len(bad) + (0 if batch is None else len(batch)))
-    dim = extractor.spec.dim
     return FeatureSet(
-        features=np.concatenate(features) if features else np.zeros((0, dim), np.float32),
+        stats=running,
+        features=(np.concatenate(features) if features else np.zeros((0, extractor.spec.dim), np.float32))
+        if keep_features else None,
         logits=np.concatenate(logits) if logits else None,
         skipped=skipped,
     )

@@ -9,10 +9,11 @@ from genmetrics.features.base import FeatureExtractor
 
 
 def _inception(device: str, inception_weights: str | None = None, trust_weights: bool = False,
-               resize: str = "tf1", **_: Any) -> FeatureExtractor:
+               resize: str = "tf1", precision: str = "fp32", **_: Any) -> FeatureExtractor:
     from genmetrics.features.inception import InceptionExtractor
 
-    return InceptionExtractor(inception_weights, resize=resize, trust_weights=trust_weights, device=device)
+    return InceptionExtractor(inception_weights, resize=resize, trust_weights=trust_weights, precision=precision,
+                              device=device)
 
 
 EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"inception": _inception}

@@ -87,10 +87,18 @@ def load_stats(path: str | os.PathLike) -> Stats:
                  features=None if features is None else features.astype(np.float32))
 
 
-def check_compatible(spec: ExtractorSpec, ref: ExtractorSpec, ref_name: str) -> None:
-    """Raise StatsError when features from ``spec`` cannot be compared with reference ``ref``."""
+def check_compatible(spec: ExtractorSpec, ref: ExtractorSpec, ref_name: str, *, force_precision: bool = False) -> bool:
+    """Raise StatsError when features from ``spec`` cannot be compared with reference ``ref``.
+
+    A difference in precision alone is accepted with ``force_precision``; returns True when it was.
+    """
     mine, theirs = spec.to_dict(), ref.to_dict()
-    differences = [f"{key} {theirs[key]!r} vs {mine[key]!r}" for key in mine if mine[key] != theirs.get(key)]
-    if differences:
+    differing = [key for key in mine if mine[key] != theirs.get(key)]
+    if differing == ["precision"] and force_precision:
+        return True
+    if differing:
+        hint = " (pass --force to compare across precisions)" if differing == ["precision"] else ""
         raise StatsError(f"reference {ref_name!r} was computed with another extractor setup ("
-                         + "; ".join(differences) + "): rebuild it with the same options, or change yours to match")
+                         + "; ".join(f"{key} {theirs.get(key)!r} vs {mine[key]!r}" for key in differing)
+                         + f"): rebuild it with the same options, or change yours to match{hint}")
+    return False
