@@ -6,6 +6,7 @@ import click
 from cli.options import extraction_options
 from genmetrics.config import DEFAULT_METRICS
 from genmetrics.evaluate import score as score_api
+from genmetrics.features.distributed import is_main_process
 from genmetrics.references import demo_sources
 from genmetrics.report import to_json, to_table
 
@@ -36,4 +37,5 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_
         click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                        pr_k=pr_k, dc_k=dc_k, force=force, **extraction)
-    click.echo(to_json(result) if as_json else to_table(result))
+    if is_main_process():  # under torchrun, rank 0 alone prints
+        click.echo(to_json(result) if as_json else to_table(result))

@@ -6,6 +6,7 @@ import click
 from cli.options import extraction_options
 from genmetrics.errors import ConfigError
 from genmetrics.evaluate import compute_stats
+from genmetrics.features.distributed import is_main_process
 from genmetrics.references import list_references
 
 
@@ -27,5 +28,6 @@ def stats(src, output, features, list_shipped, **extraction) -> None:
     if src is None or output is None:
         raise ConfigError("give a source and an output: `genmetrics stats SRC -o out.npz` (or --list)")
     result = compute_stats(src, output, features=features, **extraction)
-    click.echo(f"wrote {output}: N={result.n}, dim={result.extractor.dim}, "
-               f"resize={result.extractor.resize}{', with features' if features else ''}")
+    if is_main_process():  # under torchrun, rank 0 alone writes and prints
+        click.echo(f"wrote {output}: N={result.n}, dim={result.extractor.dim}, "
+                   f"resize={result.extractor.resize}{', with features' if features else ''}")

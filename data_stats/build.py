@@ -8,7 +8,6 @@ library versions; index.json records every file's sha256.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import sys
@@ -18,23 +17,9 @@ import numpy as np
 
 import genmetrics
 from genmetrics.io.atomic import atomic_write
+from genmetrics.io.idx import fashion_mnist
 
 HERE = Path(__file__).resolve().parent
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-def read_idx_images(path: Path) -> np.ndarray:
-    """An idx3-ubyte(.gz) file -> (N, 28, 28) uint8."""
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
-    raw = gzip.decompress(path.read_bytes())
-    count, rows, cols = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
-    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols)
-
-
-def fashion_mnist(split: str) -> np.ndarray:
-    prefix = "train" if split == "train" else "t10k"
-    return read_idx_images(FASHION_MNIST / f"{prefix}-images-idx3-ubyte.gz")
 
 
 def sha256(path: Path) -> str:

@@ -16,6 +16,7 @@ from genmetrics._version import __version__
 from genmetrics.config import DEFAULT_METRICS, METRICS
 from genmetrics.errors import ConfigError, InputError, StatsError, WeightsError
 from genmetrics.features.extract import extract_features
+from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.registry import build_extractor
 from genmetrics.io.images import open_source
@@ -91,9 +92,10 @@ def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOpt
                    num_samples: int | None, seed: int, keep_features: bool) -> tuple[Stats, np.ndarray | None]:
     """Features of one source -> (Stats, logits or None)."""
     src = open_source(source, num_samples=num_samples, seed=seed)
-    feats = extract_features(src, extractor, batch_size=options.batch_size, workers=options.workers,
+    feats = extract_features(distributed.shard(src), extractor, batch_size=options.batch_size, workers=options.workers,
                              skip_bad=options.skip_bad, keep_features=keep_features, progress=options.progress,
                              desc=f"{role} features")
+    feats = distributed.gather(feats)
     n = len(feats)
     if n < 2:
         raise InputError(f"{role} source {src.description!r} has {n} usable image(s); FID, KID and precision/recall "
@@ -139,11 +141,12 @@ def compute_stats(
 ) -> Stats:
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
     ``out`` when given."""
+    device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision)
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
+    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process())
     stats, _ = _extract_stats(source, network, options, "source", num_samples, seed, keep_features=features)
-    if out is not None:
+    if out is not None and distributed.is_main_process():
         save_stats(out, stats)
     return stats
 
@@ -198,6 +201,7 @@ def score(
     wanted = parse_metrics(metrics)
     if ref is None and set(wanted) - {"is"}:
         raise ConfigError("a reference (REF) is needed for " + ",".join(m for m in wanted if m != "is"))
+    device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision)
     if "is" in wanted and not network.has_logits:
@@ -206,7 +210,7 @@ def score(
             "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
             "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
         )
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
+    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process())
     needs_features = bool({"kid", "pr", "dc"} & set(wanted))
     gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed,
                                            keep_features=needs_features)
@@ -238,6 +242,7 @@ def score(
         "weights_file": network.weights_path,
         "metrics": list(wanted),
         "seed": seed,
+        "world_size": distributed.rank_and_size()[1],
         "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size} if "kid" in wanted else None,
         "pr_k": pr_k if "pr" in wanted else None,
         "dc_k": dc_k if "dc" in wanted else None,

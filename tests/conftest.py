@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genmetrics.features.inception import InceptionExtractor, TorchFidelityInceptionV3, map_fid_helper_state
+from genmetrics.features.inception import InceptionExtractor, torch_fidelity_state_dict
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +19,7 @@ def logits_weights(tmp_path_factory, inception) -> str:
 
     Its sha256 is not a known release, so it loads only with trust_weights=True.
     """
-    net = TorchFidelityInceptionV3()
-    tf_state = torch.jit.load(str(inception.weights.path), map_location="cpu").state_dict()
-    state = map_fid_helper_state(net, {k.removeprefix("net.layers."): v for k, v in tf_state.items()})
+    state, _ = torch_fidelity_state_dict(inception.weights)
     generator = torch.Generator().manual_seed(0)
     state["fc.weight"] = torch.randn(state["fc.weight"].shape, generator=generator) * 0.05
     state["fc.bias"] = torch.randn(state["fc.bias"].shape, generator=generator) * 0.05

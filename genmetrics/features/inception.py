@@ -73,24 +73,30 @@ def map_fid_helper_state(net: TorchFidelityInceptionV3, tf_state: dict[str, torc
     return state
 
 
-def load_torch_fidelity_inception(weights: WeightsFile) -> tuple[TorchFidelityInceptionV3, bool]:
-    """torch-fidelity's module with ``weights`` loaded; returns (module, has_logits)."""
-    net = TorchFidelityInceptionV3()
+def torch_fidelity_state_dict(weights: WeightsFile) -> tuple[dict[str, torch.Tensor], bool]:
+    """``weights`` as a state dict in torch-fidelity's names, and whether it has the logits layer."""
     try:
         if weights.kind == "torchscript":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
                 tf_state = torch.jit.load(str(weights.path), map_location="cpu").state_dict()
-            state = map_fid_helper_state(net, {k.removeprefix("net.layers."): v for k, v in tf_state.items()})
-            has_logits = False
-        else:
-            state = torch.load(weights.path, map_location="cpu", weights_only=True)
-            has_logits = True
-        net.load_state_dict(state)
+            tf_state = {key.removeprefix("net.layers."): value for key, value in tf_state.items()}
+            return map_fid_helper_state(TorchFidelityInceptionV3(), tf_state), False
+        return torch.load(weights.path, map_location="cpu", weights_only=True), True
     except WeightsError:
         raise
     except Exception as exc:  # malformed files surface as many different torch errors
         raise WeightsError(f"cannot load inception weights {str(weights.path)!r}: {exc}") from None
+
+
+def load_torch_fidelity_inception(weights: WeightsFile) -> tuple[TorchFidelityInceptionV3, bool]:
+    """torch-fidelity's module with ``weights`` loaded; returns (module, has_logits)."""
+    state, has_logits = torch_fidelity_state_dict(weights)
+    net = TorchFidelityInceptionV3()
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsError(f"inception weights {str(weights.path)!r} do not fit TF-Inception: {exc}") from None
     return net.eval(), has_logits
 
 

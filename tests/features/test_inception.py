@@ -8,7 +8,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 
 from genmetrics.errors import ConfigError, WeightsError
 from genmetrics.features.extract import extract_features
-from genmetrics.features.inception import InceptionExtractor, TorchFidelityInceptionV3, map_fid_helper_state
+from genmetrics.features.inception import InceptionExtractor, torch_fidelity_state_dict
 from genmetrics.io.images import open_source
 from tests.helpers import random_images
 
@@ -16,9 +16,7 @@ from tests.helpers import random_images
 @pytest.fixture(scope="module")
 def torch_fidelity_net(tmp_path_factory, inception) -> FeatureExtractorInceptionV3:
     """torch-fidelity's class, built by its own constructor from default_1's tensors mapped to its names."""
-    tf_state = torch.jit.load(str(inception.weights.path), map_location="cpu").state_dict()
-    state = map_fid_helper_state(TorchFidelityInceptionV3(),
-                                 {k.removeprefix("net.layers."): v for k, v in tf_state.items()})
+    state, _ = torch_fidelity_state_dict(inception.weights)
     path = tmp_path_factory.mktemp("tfid") / "mapped.pth"
     torch.save(state, path)
     return FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
