@@ -17,6 +17,7 @@ from genmetrics.config import DEFAULT_METRICS, METRICS
 from genmetrics.errors import ConfigError, InputError, StatsError, WeightsError
 from genmetrics.features.extract import extract_features
 from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.cache import FeatureCache, cache_dir
 from genmetrics.features.registry import build_extractor
 from genmetrics.io.images import open_source
 from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
@@ -39,6 +40,7 @@ class ExtractOptions:
     workers: int = 0
     skip_bad: bool = False
     progress: bool = True
+    cache: bool = True  # the feature cache under $GENMETRICS_CACHE_DIR
 
 
 @dataclass
@@ -93,7 +95,8 @@ def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOpt
     """Features of one source -> (Stats, logits or None)."""
     src = open_source(source, num_samples=num_samples, seed=seed)
     feats = extract_features(src, extractor, batch_size=options.batch_size, workers=options.workers,
-                             skip_bad=options.skip_bad, progress=options.progress, desc=f"{role} features")
+                             skip_bad=options.skip_bad, progress=options.progress, desc=f"{role} features",
+                             cache=FeatureCache(cache_dir(), extractor.spec) if options.cache else None)
     n = len(feats)
     if n < 2:
         raise InputError(f"{role} source {src.description!r} has {n} usable image(s); FID, KID and precision/recall "
@@ -136,12 +139,13 @@ def compute_stats(
     num_samples: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    cache: bool = True,
 ) -> Stats:
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
-    ``out`` when given."""
+    ``out`` when given. ``cache=False`` neither reads nor writes the feature cache."""
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize)
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
+    options = ExtractOptions(batch_size, device, workers, skip_bad, progress, cache)
     stats, _ = _extract_stats(source, network, options, "source", num_samples, seed, keep_features=features)
     if out is not None:
         save_stats(out, stats)
@@ -185,11 +189,13 @@ def score(
     dc_k: int = 5,
     is_splits: int = 10,
     progress: bool = True,
+    cache: bool = True,
 ) -> Result:
     """Score generated images ``gen`` against reference ``ref`` (a source, stats file or shipped name).
 
     ``gen``/``ref`` sources: folder, zip, .npy/.npz uint8 array, numpy array / torch tensor (uint8 NHWC or
-    NCHW), or a callable ``fn(n, generator) -> uint8 NHWC`` with ``num_samples``.
+    NCHW), or a callable ``fn(n, generator) -> uint8 NHWC`` with ``num_samples``. ``cache=False`` neither
+    reads nor writes the feature cache (``$GENMETRICS_CACHE_DIR``, default ``~/.cache/genmetrics``).
     """
     wanted = parse_metrics(metrics)
     if ref is None and set(wanted) - {"is"}:
@@ -202,7 +208,7 @@ def score(
             "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
             "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
         )
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress)
+    options = ExtractOptions(batch_size, device, workers, skip_bad, progress, cache)
     gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed, keep_features=True)
     dim = network.spec.dim
     warnings = _singular_warning("generated", gen_stats.n, dim)
