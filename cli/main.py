@@ -30,11 +30,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from cli.cache import cache
     from cli.score import score
     from cli.stats import stats
 
     cli.add_command(score)
     cli.add_command(stats)
+    cli.add_command(cache)
 
 
 _register()

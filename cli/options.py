@@ -9,7 +9,7 @@ from genmetrics.config import PRECISIONS, RESIZE_MODES
 
 
 def extraction_options(command: Callable) -> Callable:
-    """Extractor, weights, resize, batch size, device, workers, skip-bad and progress options; their values
+    """Extractor, weights, resize, batch size, device, workers, skip-bad, progress and cache options; their values
     reach the command as keyword arguments named like the public API's (score, compute_stats)."""
     options = [
         click.option("--extractor", default="inception", show_default=True,
@@ -29,6 +29,8 @@ def extraction_options(command: Callable) -> Callable:
                      help="DataLoader worker processes decoding images."),
         click.option("--skip-bad", is_flag=True, help="Skip undecodable images and report them instead of stopping."),
         click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (default: on)."),
+        click.option("--cache/--no-cache", default=True,
+                     help="Reuse and store per-image features in $GENMETRICS_CACHE_DIR (default: on)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -18,6 +18,7 @@ from genmetrics.errors import ConfigError, InputError, StatsError, WeightsError
 from genmetrics.features.extract import extract_features
 from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.cache import FeatureCache, cache_dir
 from genmetrics.features.registry import build_extractor
 from genmetrics.io.images import open_source
 from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
@@ -39,6 +40,7 @@ class ExtractOptions:
     workers: int = 0
     skip_bad: bool = False
     progress: bool = True
+    cache: bool = True  # the feature cache under $GENMETRICS_CACHE_DIR
 
 
 @dataclass
@@ -94,7 +96,8 @@ def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOpt
     src = open_source(source, num_samples=num_samples, seed=seed)
     feats = extract_features(distributed.shard(src), extractor, batch_size=options.batch_size, workers=options.workers,
                              skip_bad=options.skip_bad, keep_features=keep_features, progress=options.progress,
-                             desc=f"{role} features")
+                             desc=f"{role} features",
+                             cache=FeatureCache(cache_dir(), extractor.spec) if options.cache else None)
     feats = distributed.gather(feats)
     n = len(feats)
     if n < 2:
@@ -138,13 +141,14 @@ def compute_stats(
     num_samples: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    cache: bool = True,
 ) -> Stats:
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
-    ``out`` when given."""
+    ``out`` when given. ``cache=False`` neither reads nor writes the feature cache."""
     device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision)
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process())
+    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process(), cache)
     stats, _ = _extract_stats(source, network, options, "source", num_samples, seed, keep_features=features)
     if out is not None and distributed.is_main_process():
         save_stats(out, stats)
@@ -192,11 +196,13 @@ def score(
     is_splits: int = 10,
     force: bool = False,
     progress: bool = True,
+    cache: bool = True,
 ) -> Result:
     """Score generated images ``gen`` against reference ``ref`` (a source, stats file or shipped name).
 
     ``gen``/``ref`` sources: folder, zip, .npy/.npz uint8 array, numpy array / torch tensor (uint8 NHWC or
-    NCHW), or a callable ``fn(n, generator) -> uint8 NHWC`` with ``num_samples``.
+    NCHW), or a callable ``fn(n, generator) -> uint8 NHWC`` with ``num_samples``. ``cache=False`` neither
+    reads nor writes the feature cache (``$GENMETRICS_CACHE_DIR``, default ``~/.cache/genmetrics``).
     """
     wanted = parse_metrics(metrics)
     if ref is None and set(wanted) - {"is"}:
@@ -210,7 +216,7 @@ def score(
             "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
             "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
         )
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process())
+    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process(), cache)
     needs_features = bool({"kid", "pr", "dc"} & set(wanted))
     gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed,
                                            keep_features=needs_features)

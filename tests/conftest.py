@@ -1,6 +1,8 @@
 """Shared fixtures: the real TF-Inception extractor (session-wide) and small deterministic images."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -26,3 +28,14 @@ def logits_weights(tmp_path_factory, inception) -> str:
     path = tmp_path_factory.mktemp("weights") / "inception-with-logits.pth"
     torch.save(state, path)
     return str(path)
+
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache_dir(tmp_path_factory) -> Iterator[str]:
+    """The suite's feature cache: a session temp folder, never the user's ~/.cache/genmetrics (tests that
+    count cache hits set their own folder)."""
+    path = str(tmp_path_factory.mktemp("feature-cache"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENMETRICS_CACHE_DIR", path)
+        yield path

@@ -46,6 +46,7 @@ class Shard(ImageSource):
         self.source, self.start, self.stop = source, start, stop
         self.description = source.description
         self.supports_workers = source.supports_workers
+        self.content_addressed = source.content_addressed
 
     def __len__(self) -> int:
         return self.stop - self.start

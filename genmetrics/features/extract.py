@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from genmetrics.errors import ConfigError, DecodeError
 from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.cache import FeatureCache
 from genmetrics.io.images import ImageSource
 from genmetrics.stats import RunningStats
 
@@ -27,27 +28,55 @@ class FeatureSet:
         return self.stats.n
 
 
-class _PreprocessedImages(Dataset):
-    """Source item i -> (i, preprocessed (3, S, S) tensor) or (i, DecodeError)."""
+_Item = tuple[str | None, torch.Tensor | dict[str, np.ndarray] | DecodeError | None]
+"""(item hash or None without a cache, payload); the payload None marks a cache miss once collated."""
 
-    def __init__(self, source: ImageSource, extractor: FeatureExtractor) -> None:
+
+class _PreprocessedImages(Dataset):
+    """Source item i -> (item hash or None, payload): the cached arrays on a cache hit, else the preprocessed
+    (3, S, S) tensor, or the item's DecodeError."""
+
+    def __init__(self, source: ImageSource, extractor: FeatureExtractor, cache: FeatureCache | None) -> None:
         self.source = source
         self.extractor = extractor
+        self.cache = cache
+        self.outputs = {"features", "logits"} if extractor.has_logits else {"features"}
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | DecodeError]:
+    def __getitem__(self, index: int) -> _Item:
+        key = None
         try:
-            return index, self.extractor.preprocess(self.source.load(index))
+            if self.cache is not None:
+                key = self.source.raw_bytes_hash(index)
+                hit = self.cache.get(key)
+                if hit is not None and set(hit) == self.outputs:
+                    return key, hit
+            return key, self.extractor.preprocess(self.source.load(index))
         except DecodeError as error:  # returned, not raised: the main process decides (strict or --skip-bad)
-            return index, error
+            return key, error
 
 
-def _collate(items: list[tuple[int, torch.Tensor | DecodeError]]) -> tuple[torch.Tensor | None, list[DecodeError]]:
-    good = [tensor for _, tensor in items if isinstance(tensor, torch.Tensor)]
-    bad = [error for _, error in items if not isinstance(error, torch.Tensor)]
-    return (torch.stack(good) if good else None), bad
+def _collate(items: list[_Item]) -> tuple[torch.Tensor | None, list[_Item]]:
+    """Stack the cache misses' tensors into one batch; each item keeps its key and payload (None for a miss)."""
+    misses = [payload for _, payload in items if isinstance(payload, torch.Tensor)]
+    rest = [(key, None if isinstance(payload, torch.Tensor) else payload) for key, payload in items]
+    return (torch.stack(misses) if misses else None), rest
+
+
+def _forward(extractor: FeatureExtractor, batch: torch.Tensor | None, keys: list[str | None],
+             cache: FeatureCache | None) -> list[dict[str, np.ndarray]]:
+    """Run the network on a batch of cache misses: one {"features": (D,), ["logits": (C,)]} row per image,
+    each stored in ``cache`` under its key."""
+    if batch is None:
+        return []
+    out = {name: value.float().cpu().numpy() for name, value in extractor.forward(batch).items()}
+    rows = [{name: values[i] for name, values in out.items()} for i in range(len(batch))]
+    if cache is not None:
+        for key, row in zip(keys, rows):
+            cache.put(key, row)
+    return rows
 
 
 def extract_features(
@@ -60,13 +89,15 @@ def extract_features(
     keep_features: bool = True,
     progress: bool = True,
     desc: str = "features",
+    cache: FeatureCache | None = None,
 ) -> FeatureSet:
     """Run ``extractor`` over every image of ``source``.
 
     Strict by default: the first undecodable image raises its DecodeError. With ``skip_bad`` such images
     are left out and named in ``FeatureSet.skipped``. Mean and covariance are always accumulated in fp64;
     ``keep_features=False`` keeps memory bounded (FID-only runs). Results do not depend on batch size or
-    workers.
+    workers. With ``cache``, images already in it are not decoded nor run through the network, and the others are
+    stored; a generator callable's samples are not cached (they are usually new at every evaluation).
     """
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
@@ -74,8 +105,10 @@ def extract_features(
         raise ConfigError(f"--workers must be >= 0, got {workers}")
     if not getattr(source, "supports_workers", True):
         workers = 0
+    if not source.content_addressed:
+        cache = None
     loader = DataLoader(
-        _PreprocessedImages(source, extractor),
+        _PreprocessedImages(source, extractor, cache),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -87,20 +120,23 @@ def extract_features(
     logits: list[np.ndarray] = []
     skipped: list[str] = []
     with tqdm(total=len(source), desc=desc, unit="img", disable=not progress, leave=False) as bar:
-        for batch, bad in loader:
+        for batch, items in loader:
+            bad = [payload for _, payload in items if isinstance(payload, DecodeError)]
             if bad:
                 if not skip_bad:
                     raise bad[0]
                 skipped.extend(error.path for error in bad)
-            if batch is not None:
-                out = extractor.forward(batch)
-                batch_features = out["features"].float().cpu().numpy()
+            computed = iter(_forward(extractor, batch, [key for key, payload in items if payload is None], cache))
+            rows = [next(computed) if payload is None else payload
+                    for _, payload in items if not isinstance(payload, DecodeError)]
+            if rows:
+                batch_features = np.stack([row["features"] for row in rows])
                 running.update(batch_features)
                 if keep_features:
                     features.append(batch_features)
-                if "logits" in out:
-                    logits.append(out["logits"].float().cpu().numpy())
-            bar.update(len(bad) + (0 if batch is None else len(batch)))
+                if extractor.has_logits:
+                    logits.append(np.stack([row["logits"] for row in rows]))
+            bar.update(len(items))
     return FeatureSet(
         stats=running,
         features=(np.concatenate(features) if features else np.zeros((0, extractor.spec.dim), np.float32))

@@ -143,6 +143,9 @@ class ImageSource(abc.ABC):
     """Human-readable origin: the path, ``"array (N, H, W, C)"``, or ``"generator fn <name>"``."""
     supports_workers: bool = True
     """Whether the source may be loaded from DataLoader worker processes."""
+    content_addressed: bool = True
+    """Whether items are stored content (files, arrays) worth caching features of; False for generators,
+    whose samples are usually new at every evaluation."""
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -340,6 +343,7 @@ class GeneratorSource(ImageSource):
     """
 
     supports_workers = False
+    content_addressed = False
 
     def __init__(self, fn: Callable[..., Any], num_samples: int, seed: int) -> None:
         qualname = getattr(fn, "__qualname__", type(fn).__qualname__)
