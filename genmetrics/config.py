@@ -7,7 +7,7 @@ RESIZE_MODES = ("tf1", "clean")
 """``tf1``: torch-fidelity's TF1-compatible bilinear resize (the FID standard, default);
 ``clean``: PIL bicubic with antialias on float channels, as clean-fid."""
 
-METRICS = ("fid", "kid", "is", "pr", "dc")
+METRICS = ("fid", "kid", "is", "pr", "dc", "cmmd", "clip_score")
 DEFAULT_METRICS = ("fid", "kid", "pr")
 
 

@@ -28,3 +28,12 @@ def logits_weights(tmp_path_factory, inception) -> str:
     path = tmp_path_factory.mktemp("weights") / "inception-with-logits.pth"
     torch.save(state, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> tuple[str, str]:
+    """(JSON model config, weights file) of a tiny random-weight open_clip model (image size 32)."""
+    from tests.clip_model import save_tiny_clip
+
+    config, weights = save_tiny_clip(tmp_path_factory.mktemp("clip"))
+    return str(config), str(weights)

@@ -20,6 +20,7 @@ class FeatureSet:
     features: np.ndarray  # (N, D) float32
     logits: np.ndarray | None  # (N, C) float32 when the extractor has logits
     skipped: list[str] = field(default_factory=list)  # names of items that could not be decoded
+    indices: np.ndarray | None = None  # (N,) int64 source index of each row
 
     def __len__(self) -> int:
         return len(self.features)
@@ -42,10 +43,11 @@ class _PreprocessedImages(Dataset):
             return index, error
 
 
-def _collate(items: list[tuple[int, torch.Tensor | DecodeError]]) -> tuple[torch.Tensor | None, list[DecodeError]]:
-    good = [tensor for _, tensor in items if isinstance(tensor, torch.Tensor)]
+def _collate(items: list[tuple[int, torch.Tensor | DecodeError]]
+             ) -> tuple[list[int], torch.Tensor | None, list[DecodeError]]:
+    good = [(index, tensor) for index, tensor in items if isinstance(tensor, torch.Tensor)]
     bad = [error for _, error in items if not isinstance(error, torch.Tensor)]
-    return (torch.stack(good) if good else None), bad
+    return [index for index, _ in good], (torch.stack([tensor for _, tensor in good]) if good else None), bad
 
 
 def extract_features(
@@ -80,13 +82,15 @@ def extract_features(
     features: list[np.ndarray] = []
     logits: list[np.ndarray] = []
     skipped: list[str] = []
+    indices: list[int] = []
     with tqdm(total=len(source), desc=desc, unit="img", disable=not progress, leave=False) as bar:
-        for batch, bad in loader:
+        for kept, batch, bad in loader:
             if bad:
                 if not skip_bad:
                     raise bad[0]
                 skipped.extend(error.path for error in bad)
             if batch is not None:
+                indices.extend(kept)
                 out = extractor.forward(batch)
                 features.append(out["features"].float().cpu().numpy())
                 if "logits" in out:
@@ -97,4 +101,5 @@ def extract_features(
         features=np.concatenate(features) if features else np.zeros((0, dim), np.float32),
         logits=np.concatenate(logits) if logits else None,
         skipped=skipped,
+        indices=np.asarray(indices, dtype=np.int64),
     )
