@@ -25,15 +25,17 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Evaluate image generators offline: FID, KID, IS, precision/recall, density/coverage."""
+    """Evaluate image generators offline: FID, KID, IS, precision/recall, density/coverage, CMMD, CLIPScore."""
     ctx.ensure_object(dict)["debug"] = debug
 
 
 def _register() -> None:
     from cli.cache import cache
+    from cli.clipscore import clipscore
     from cli.score import score
     from cli.stats import stats
 
+    cli.add_command(clipscore)
     cli.add_command(score)
     cli.add_command(stats)
     cli.add_command(cache)

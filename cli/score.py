@@ -3,28 +3,34 @@ from __future__ import annotations
 
 import click
 
-from cli.options import extraction_options
+from cli.options import caption_options, extraction_options
 from genmetrics.config import DEFAULT_METRICS
-from genmetrics.evaluate import score as score_api
+from genmetrics.errors import ConfigError
+from genmetrics.evaluate import parse_metrics, score as score_api
 from genmetrics.features.distributed import is_main_process
 from genmetrics.references import demo_sources
-from genmetrics.report import to_json, to_table
+from genmetrics.report import to_json, to_table, write_per_sample
 
 
 @click.command()
 @click.argument("gen", required=False)
 @click.argument("ref", required=False)
 @click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
-              help="Comma-separated: fid,kid,is,pr,dc (is needs weights with logits).")
+              help="Comma-separated: fid,kid,is,pr,dc,cmmd,clip_score (is needs weights with logits; cmmd "
+                   "--extractor clip; clip_score --captions).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of KID's subsets.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of precision/recall.")
 @click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="k of density/coverage.")
+@click.option("--captions", type=click.Path(), default=None,
+              help="Captions of GEN for clip_score: CSV/TSV/JSONL (file name -> caption) or a folder of .txt files.")
+@caption_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {metrics, provenance}.")
 @click.option("--force", is_flag=True, help="Accept a reference stats file computed at another --precision.")
 @extraction_options
-def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_json, force, **extraction) -> None:
+def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, captions, references, clip_w,
+          clip_prefix, per_sample, as_json, force, **extraction) -> None:
     """Score generated images GEN against reference REF.
 
     GEN and REF: a folder (recursive), a .zip, or a .npy/.npz uint8 array (NHWC or NCHW); REF may also be a
@@ -35,7 +41,13 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, as_
         demo_gen, demo_ref = demo_sources()
         gen, ref = str(demo_gen), demo_ref
         click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
+    if per_sample and "clip_score" not in parse_metrics(metrics):
+        raise ConfigError("--per-sample writes per-image CLIPScores: add clip_score to --metrics (with --captions)")
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                       pr_k=pr_k, dc_k=dc_k, force=force, **extraction)
-    if is_main_process():  # under torchrun, rank 0 alone prints
-        click.echo(to_json(result) if as_json else to_table(result))
+                       pr_k=pr_k, dc_k=dc_k, captions=captions, references=references, clip_w=clip_w,
+                       clip_prefix=clip_prefix, force=force, **extraction)
+    if not is_main_process():  # under torchrun, rank 0 alone writes and prints
+        return
+    if per_sample:
+        write_per_sample(per_sample, result)
+    click.echo(to_json(result) if as_json else to_table(result))

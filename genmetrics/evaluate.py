@@ -8,27 +8,34 @@ import platform
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from genmetrics._version import __version__
 from genmetrics.config import DEFAULT_METRICS, METRICS
 from genmetrics.errors import ConfigError, InputError, StatsError, WeightsError
-from genmetrics.features.extract import extract_features
 from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.cache import FeatureCache, cache_dir
+from genmetrics.features.extract import FeatureSet, extract_features
 from genmetrics.features.registry import build_extractor
-from genmetrics.io.images import open_source
+from genmetrics.io.captions import as_caption_table, first_names, match_captions
+from genmetrics.io.images import ImageSource, open_source
 from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
+from genmetrics.metrics.clip_score import DEFAULT_W, clip_score as clip_score_values, mean_std, ref_clip_score
+from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import density_coverage, precision_recall
 from genmetrics.references import resolve_reference
 
-_VERSIONED = ("torch", "torch-fidelity", "numpy", "scipy", "pillow")
+if TYPE_CHECKING:
+    from genmetrics.features.clip import ClipExtractor
+
+_VERSIONED = ("torch", "torch-fidelity", "numpy", "scipy", "pillow", "open_clip_torch")
+_WITHOUT_REFERENCE = ("is", "clip_score")  # computed from the generated side alone
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,12 @@ class ExtractOptions:
     progress: bool = True
     cache: bool = True  # the feature cache under $GENMETRICS_CACHE_DIR
 
+    @classmethod
+    def make(cls, batch_size: int, device: str, workers: int, skip_bad: bool, progress: bool,
+             cache: bool) -> ExtractOptions:
+        """Options for this process: under torchrun only rank 0 shows progress."""
+        return cls(batch_size, device, workers, skip_bad, progress and distributed.is_main_process(), cache)
+
 
 @dataclass
 class Result:
@@ -49,6 +62,7 @@ class Result:
 
     metrics: dict[str, float]
     provenance: dict[str, Any] = field(default_factory=dict)
+    per_sample: list[dict[str, Any]] = field(default_factory=list)  # clip_score: {file, caption, score[, ref_score]}
 
     @property
     def warnings(self) -> list[str]:
@@ -90,38 +104,49 @@ def _is_stats_file(ref: Any) -> bool:
         return False
 
 
-def _extract_stats(source: Any, extractor: FeatureExtractor, options: ExtractOptions, role: str,
-                   num_samples: int | None, seed: int, keep_features: bool) -> tuple[Stats, np.ndarray | None]:
-    """Features of one source -> (Stats, logits or None)."""
-    src = open_source(source, num_samples=num_samples, seed=seed)
-    feats = extract_features(distributed.shard(src), extractor, batch_size=options.batch_size, workers=options.workers,
-                             skip_bad=options.skip_bad, keep_features=keep_features, progress=options.progress,
-                             desc=f"{role} features",
-                             cache=FeatureCache(cache_dir(), extractor.spec) if options.cache else None)
-    feats = distributed.gather(feats)
-    n = len(feats)
-    if n < 2:
-        raise InputError(f"{role} source {src.description!r} has {n} usable image(s); FID, KID and precision/recall "
-                         "need at least 2 (10,000 or more for reportable numbers)")
-    mu, sigma = feats.stats.mean, feats.stats.cov
-    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+def _extract(src: ImageSource, extractor: FeatureExtractor, options: ExtractOptions, role: str,
+             keep_features: bool = True) -> FeatureSet:
+    """Features (with ``keep_features``) and fp64 statistics of every usable image of ``src``, checked to be
+    finite; under torchrun each rank extracts its shard and all get the whole."""
+    cache = FeatureCache(cache_dir(), extractor.spec) if options.cache else None
+    feats = extract_features(distributed.shard(src), extractor, batch_size=options.batch_size,
+                             workers=options.workers, skip_bad=options.skip_bad, keep_features=keep_features,
+                             progress=options.progress, desc=f"{role} features", cache=cache)
+    feats = distributed.gather(feats, src)
+    finite = np.isfinite(feats.stats.mean).all() if feats.stats.n else True
+    if not finite or (feats.features is not None and not np.isfinite(feats.features).all()):
         raise InputError(f"{role} features of {src.description!r} contain NaN/inf: the images or weights are broken")
-    meta = {
+    return feats
+
+
+def _source_meta(src: ImageSource, feats: FeatureSet) -> dict[str, Any]:
+    return {
         "source": src.description,
         "content_hash": src.content_hash(),
         "n_skipped": len(feats.skipped),
         "skipped": feats.skipped[:10],
-        "versions": versions(),
     }
-    stats = Stats(mu=mu, sigma=sigma, n=n, extractor=extractor.spec, meta=meta, features=feats.features)
-    return stats, feats.logits
+
+
+def _extract_stats(src: ImageSource, extractor: FeatureExtractor, options: ExtractOptions, role: str,
+                   keep_features: bool) -> tuple[Stats, FeatureSet]:
+    """Features of one source -> (Stats, the FeatureSet with logits and source indices)."""
+    feats = _extract(src, extractor, options, role, keep_features)
+    n = len(feats)
+    if n < 2:
+        raise InputError(f"{role} source {src.description!r} has {n} usable image(s); FID, KID and precision/recall "
+                         "need at least 2 (10,000 or more for reportable numbers)")
+    meta = {**_source_meta(src, feats), "versions": versions()}
+    stats = Stats(mu=feats.stats.mean, sigma=feats.stats.cov, n=n, extractor=extractor.spec, meta=meta,
+                  features=feats.features)
+    return stats, feats
 
 
 def _singular_warning(role: str, n: int, dim: int) -> list[str]:
     if n > dim:
         return []
     return [f"{role}: N={n} <= feature dimension {dim}, so its covariance is singular and FID is biased upward; "
-            "use more than 2048 samples (10,000+ recommended) for reportable numbers"]
+            f"use more than {dim} samples (10,000+ recommended) for reportable numbers"]
 
 
 def compute_stats(
@@ -134,22 +159,26 @@ def compute_stats(
     trust_weights: bool = False,
     resize: str = "tf1",
     precision: str = "fp32",
+    clip_model: str | None = None,
+    clip_weights: str | None = None,
     batch_size: int = 32,
     device: str = "cpu",
     workers: int = 0,
     skip_bad: bool = False,
     num_samples: int | None = None,
     seed: int = 0,
-    progress: bool = True,
     cache: bool = True,
+    progress: bool = True,
 ) -> Stats:
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
-    ``out`` when given. ``cache=False`` neither reads nor writes the feature cache."""
+    ``out`` when given (by rank 0 alone under torchrun). ``cache=False`` neither reads nor writes the feature
+    cache."""
     device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
-                              resize=resize, precision=precision)
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process(), cache)
-    stats, _ = _extract_stats(source, network, options, "source", num_samples, seed, keep_features=features)
+                              resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
+    options = ExtractOptions.make(batch_size, device, workers, skip_bad, progress, cache)
+    src = open_source(source, num_samples=num_samples, seed=seed)
+    stats, _ = _extract_stats(src, network, options, "source", keep_features=features)
     if out is not None and distributed.is_main_process():
         save_stats(out, stats)
     return stats
@@ -162,14 +191,14 @@ def _reference(ref: Any, extractor: FeatureExtractor, options: ExtractOptions, n
     if isinstance(ref, str) and not Path(ref).exists() and "/" not in ref and not Path(ref).suffix:
         name, ref = ref, resolve_reference(ref)
     if not _is_stats_file(ref):
-        return _extract_stats(ref, extractor, options, "reference", None, 0, keep_features=need_features)[0]
+        return _extract_stats(open_source(ref), extractor, options, "reference", keep_features=need_features)[0]
     stats = load_stats(ref)
     stats = dataclasses.replace(stats, meta={**stats.meta, "stats_file": str(ref), "name": name})
     if check_compatible(extractor.spec, stats.extractor, str(ref), force_precision=force):
         stats.meta["forced"] = f"reference precision {stats.extractor.precision} vs {extractor.spec.precision}"
     if need_features and stats.features is None:
-        raise StatsError(f"reference stats {str(ref)!r} hold no features, which kid/pr/dc need; rebuild it with "
-                         "`genmetrics stats SRC -o FILE --features`, or ask only for fid/is")
+        raise StatsError(f"reference stats {str(ref)!r} hold no features, which kid/pr/dc/cmmd need; rebuild it "
+                         "with `genmetrics stats SRC -o FILE --features`, or ask only for fid/is")
     return stats
 
 
@@ -183,6 +212,12 @@ def score(
     trust_weights: bool = False,
     resize: str = "tf1",
     precision: str = "fp32",
+    clip_model: str | None = None,
+    clip_weights: str | None = None,
+    captions: Any = None,
+    references: Any = None,
+    clip_w: float = DEFAULT_W,
+    clip_prefix: str = "",
     batch_size: int = 32,
     device: str = "cpu",
     workers: int = 0,
@@ -194,35 +229,116 @@ def score(
     pr_k: int = 3,
     dc_k: int = 5,
     is_splits: int = 10,
+    cmmd_sigma: float = DEFAULT_SIGMA,
     force: bool = False,
-    progress: bool = True,
     cache: bool = True,
+    progress: bool = True,
 ) -> Result:
     """Score generated images ``gen`` against reference ``ref`` (a source, stats file or shipped name).
 
     ``gen``/``ref`` sources: folder, zip, .npy/.npz uint8 array, numpy array / torch tensor (uint8 NHWC or
-    NCHW), or a callable ``fn(n, generator) -> uint8 NHWC`` with ``num_samples``. ``cache=False`` neither
-    reads nor writes the feature cache (``$GENMETRICS_CACHE_DIR``, default ``~/.cache/genmetrics``).
+    NCHW), or a callable ``fn(n, generator) -> uint8 NHWC`` with ``num_samples``. ``cmmd`` needs
+    ``extractor="clip"``. ``clip_score`` needs no reference but ``captions`` (see ``clip_score``); it always
+    uses the CLIP model of ``clip_model``/``clip_weights``, whatever ``extractor`` is. ``force`` accepts a
+    reference stats file of another ``precision``; ``cache=False`` neither reads nor writes the feature cache.
     """
     wanted = parse_metrics(metrics)
-    if ref is None and set(wanted) - {"is"}:
-        raise ConfigError("a reference (REF) is needed for " + ",".join(m for m in wanted if m != "is"))
+    distribution = [m for m in wanted if m != "clip_score"]
+    if ref is None and set(wanted) - set(_WITHOUT_REFERENCE):
+        raise ConfigError("a reference (REF) is needed for "
+                          + ",".join(m for m in wanted if m not in _WITHOUT_REFERENCE))
+    if "cmmd" in wanted and extractor != "clip":
+        raise ConfigError(f"metric 'cmmd' is defined on CLIP embeddings but --extractor is {extractor!r}: pass "
+                          "--extractor clip (with --clip-model and --clip-weights), or drop cmmd")
+    if "is" in wanted and extractor == "clip":
+        raise ConfigError(f"metric 'is' needs Inception logits but --extractor is {extractor!r}: drop 'is' or score "
+                          "it in a separate run with --extractor inception")
+    if "clip_score" in wanted and captions is None:
+        raise ConfigError("metric 'clip_score' needs captions: pass --captions CAPTIONS (a CSV/TSV/JSONL file or a "
+                          "folder of .txt files)")
     device = distributed.init_from_env(device)
-    network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
-                              resize=resize, precision=precision)
-    if "is" in wanted and not network.has_logits:
-        raise WeightsError(
-            f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
-            "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
-            "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
-        )
-    options = ExtractOptions(batch_size, device, workers, skip_bad, progress and distributed.is_main_process(), cache)
-    needs_features = bool({"kid", "pr", "dc"} & set(wanted))
-    gen_stats, gen_logits = _extract_stats(gen, network, options, "generated", num_samples, seed,
-                                           keep_features=needs_features)
-    dim = network.spec.dim
-    warnings = _singular_warning("generated", gen_stats.n, dim)
+    options = ExtractOptions.make(batch_size, device, workers, skip_bad, progress, cache)
+    gen_src = open_source(gen, num_samples=num_samples, seed=seed)
+    if "clip_score" in wanted:  # caption problems surface before any image is encoded
+        matched = _MatchedCaptions.of(gen_src, captions, references, clip_prefix)
     values: dict[str, float] = {}
+    parts: dict[str, Any] = {}
+    warnings: list[str] = []
+    network = gen_feats = None
+    if distribution:
+        network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
+                                  resize=resize, precision=precision, clip_model=clip_model,
+                                  clip_weights=clip_weights)
+        if "is" in wanted and not network.has_logits:
+            raise WeightsError(
+                f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
+                "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
+                "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
+            )
+        gen_feats = _distribution_metrics(gen_src, ref, network, options, distribution, values, parts, warnings,
+                                          kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
+                                          dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed,
+                                          force=force, keep_gen=extractor == "clip" and "clip_score" in wanted)
+    per_sample: list[dict[str, Any]] = []
+    if "clip_score" in wanted:
+        reuse = extractor == "clip" and network is not None  # the generated CLIP image embeddings are already there
+        clip_net = network if reuse else build_extractor("clip", device, clip_model=clip_model,
+                                                         clip_weights=clip_weights)
+        if not reuse:
+            gen_feats = _extract(gen_src, clip_net, options, "generated")
+        if network is None:
+            parts.update(extractor=clip_net.spec.to_dict(), weights_file=clip_net.weights_path,
+                         generated={"n": len(gen_feats), **_source_meta(gen_src, gen_feats)})
+        per_sample = _clip_scores(gen_src, gen_feats, matched, clip_net, options.batch_size, clip_w, values, parts,
+                                  warnings)
+    provenance = {"extractor": parts.pop("extractor"), "weights_file": parts.pop("weights_file"),
+                  "metrics": list(wanted), "seed": seed, "world_size": distributed.rank_and_size()[1], **parts, "versions": versions(), "warnings": warnings}
+    return Result(metrics={k: float(v) for k, v in values.items()},
+                  provenance={k: v for k, v in provenance.items() if v is not None}, per_sample=per_sample)
+
+
+def clip_score(
+    images: Any,
+    captions: Any,
+    references: Any = None,
+    *,
+    clip_model: str | None = None,
+    clip_weights: str | None = None,
+    w: float = DEFAULT_W,
+    prefix: str = "",
+    batch_size: int = 32,
+    device: str = "cpu",
+    workers: int = 0,
+    skip_bad: bool = False,
+    num_samples: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+    progress: bool = True,
+) -> Result:
+    """CLIPScore of ``images`` with their ``captions`` (and RefCLIPScore with ``references``).
+
+    ``captions``/``references``: a CSV/TSV/JSONL file or folder of .txt files (``genmetrics.io.captions``), a
+    mapping image name -> caption (references: -> list of captions), or a list in the images' order. The
+    Result holds ``clip_score_mean``/``clip_score_std`` (+ ``ref_clip_score_*``) and ``per_sample`` rows.
+    """
+    return score(images, None, "clip_score", extractor="clip", clip_model=clip_model, clip_weights=clip_weights,
+                 captions=captions, references=references, clip_w=w, clip_prefix=prefix, batch_size=batch_size,
+                 device=device, workers=workers, skip_bad=skip_bad, num_samples=num_samples, seed=seed,
+                 cache=cache, progress=progress)
+
+
+def _distribution_metrics(gen_src: ImageSource, ref: Any, network: FeatureExtractor, options: ExtractOptions,
+                          wanted: list[str], values: dict[str, float], provenance: dict[str, Any],
+                          warnings: list[str], *, kid_subsets: int, kid_subset_size: int, pr_k: int, dc_k: int,
+                          is_splits: int, cmmd_sigma: float, seed: int, force: bool, keep_gen: bool) -> FeatureSet:
+    """FID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``, added to ``values``, ``provenance`` and
+    ``warnings``; returns the generated features (the matrix only when a metric or ``keep_gen`` needs it:
+    FID/IS-only runs stream statistics)."""
+    needs_features = bool({"kid", "pr", "dc", "cmmd"} & set(wanted))
+    gen_stats, gen_feats = _extract_stats(gen_src, network, options, "generated",
+                                          keep_features=needs_features or keep_gen)
+    dim = network.spec.dim
+    warnings += _singular_warning("generated", gen_stats.n, dim)
     ref_stats = None
     if ref is not None:
         ref_stats = _reference(ref, network, options, need_features=needs_features, force=force)
@@ -238,28 +354,81 @@ def score(
             values["kid_mean"], values["kid_std"] = kid(feats_gen, feats_ref, subsets=kid_subsets,
                                                         subset_size=kid_subset_size, seed=seed)
         elif metric == "is":
-            values["is_mean"], values["is_std"] = inception_score(gen_logits, splits=is_splits)
+            values["is_mean"], values["is_std"] = inception_score(gen_feats.logits, splits=is_splits)
         elif metric == "pr":
             values["precision"], values["recall"] = precision_recall(feats_ref, feats_gen, k=pr_k)
         elif metric == "dc":
             values["density"], values["coverage"] = density_coverage(feats_ref, feats_gen, k=dc_k)
-    provenance = {
+        elif metric == "cmmd":
+            values["cmmd"] = cmmd(feats_gen, feats_ref, sigma=cmmd_sigma)
+    provenance.update({
         "extractor": network.spec.to_dict(),
         "weights_file": network.weights_path,
-        "metrics": list(wanted),
-        "seed": seed,
-        "world_size": distributed.rank_and_size()[1],
         "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size} if "kid" in wanted else None,
         "pr_k": pr_k if "pr" in wanted else None,
         "dc_k": dc_k if "dc" in wanted else None,
         "is_splits": is_splits if "is" in wanted else None,
+        "cmmd": {"sigma": cmmd_sigma, "scale": DEFAULT_SCALE, "estimator": "unbiased"} if "cmmd" in wanted else None,
         "generated": _side_provenance(gen_stats),
         "reference": None if ref_stats is None else _side_provenance(ref_stats),
-        "versions": versions(),
-        "warnings": warnings,
+    })
+    return gen_feats
+
+
+@dataclass(frozen=True)
+class _MatchedCaptions:
+    """The caption (and reference captions) of every item of an image source, by source index."""
+
+    captions: list[str]
+    references: list[list[str]] | None
+    origin: str
+    references_origin: str | None
+    prefix: str
+
+    @classmethod
+    def of(cls, src: ImageSource, captions: Any, references: Any, prefix: str) -> _MatchedCaptions:
+        names = [src.name(i) for i in range(len(src))]
+        table = as_caption_table(captions, names, "captions")
+        matched = [found[0] for found in match_captions(names, table, src.description)]
+        refs_table = None if references is None else as_caption_table(references, names, "references", multiple=True)
+        refs = None if refs_table is None else match_captions(names, refs_table, src.description)
+        return cls(matched, refs, table.origin, None if refs_table is None else refs_table.origin, prefix)
+
+
+def _clip_scores(src: ImageSource, feats: FeatureSet, matched: _MatchedCaptions, clip_net: ClipExtractor,
+                 batch_size: int, w: float, values: dict[str, float], provenance: dict[str, Any],
+                 warnings: list[str]) -> list[dict[str, Any]]:
+    """CLIPScore (and RefCLIPScore) of the images in ``feats`` (L2-normalised CLIP embeddings of ``src``) added to
+    ``values``, ``provenance`` and ``warnings``; returns the per-sample rows."""
+    kept = [int(i) for i in feats.indices]
+    if not kept:
+        raise InputError(f"generated source {src.description!r} has no usable image to score")
+    texts = [matched.prefix + matched.captions[i] for i in kept]
+    text_embeds = clip_net.encode_text(texts, batch_size)
+    scores = clip_score_values(feats.features, text_embeds, w)
+    truncated = [src.name(i) for i, text in zip(kept, texts) if clip_net.is_truncated(text)]
+    values["clip_score_mean"], values["clip_score_std"] = mean_std(scores)
+    rows = [{"file": src.name(i), "caption": matched.captions[i], "score": float(s)} for i, s in zip(kept, scores)]
+    if matched.references is not None:
+        refs = [[matched.prefix + r for r in matched.references[i]] for i in kept]
+        flat = [r for group in refs for r in group]
+        ref_embeds = np.split(clip_net.encode_text(flat, batch_size), np.cumsum([len(g) for g in refs])[:-1])
+        truncated += [f"{src.name(i)} (reference)" for i, group in zip(kept, refs)
+                      for r in group if clip_net.is_truncated(r)]
+        ref_scores = ref_clip_score(feats.features, text_embeds, ref_embeds, w)
+        values["ref_clip_score_mean"], values["ref_clip_score_std"] = mean_std(ref_scores)
+        for row, value in zip(rows, ref_scores):
+            row["ref_score"] = float(value)
+    if truncated:
+        warnings.append(f"{len(truncated)} caption(s) longer than the {clip_net.context_length}-token text context "
+                        f"were truncated: {first_names(truncated)}")
+    provenance["clip_score"] = {
+        "w": w, "prefix": matched.prefix, "n": len(rows), "std": "population (ddof=0)",
+        "captions": matched.origin, "references": matched.references_origin,
+        "truncated": len(truncated), "truncated_files": truncated[:10],
     }
-    return Result(metrics={k: float(v) for k, v in values.items()},
-                  provenance={k: v for k, v in provenance.items() if v is not None})
+    provenance["clip"] = clip_net.provenance()
+    return rows
 
 
 def _side_provenance(stats: Stats) -> dict[str, Any]:

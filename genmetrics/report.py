@@ -1,9 +1,13 @@
 """Rendering a Result: a readable table or JSON (stdout carries only these)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 
 from genmetrics.evaluate import Result
+from genmetrics.io.atomic import atomic_write
 
 _LABELS = {
     "fid": "FID",
@@ -15,6 +19,11 @@ _LABELS = {
     "recall": "recall",
     "density": "density",
     "coverage": "coverage",
+    "cmmd": "CMMD",
+    "clip_score_mean": "CLIPScore (mean)",
+    "clip_score_std": "CLIPScore (std)",
+    "ref_clip_score_mean": "RefCLIPScore (mean)",
+    "ref_clip_score_std": "RefCLIPScore (std)",
 }
 
 
@@ -38,5 +47,22 @@ def to_table(result: Result) -> str:
             skipped = f", {side['n_skipped']} skipped" if side.get("n_skipped") else ""
             origin = f"{side.get('name') or side['stats_file']}: stats of " if "stats_file" in side else ""
             lines.append(f"{role:<10} {origin}{side['source']} (N={side['n']}{skipped})")
+    if "clip_score" in prov:
+        clip = prov["clip_score"]
+        refs = f", references {clip['references']}" if clip.get("references") else ""
+        lines.append(f"captions   {clip['captions']}{refs} (w={clip['w']:g}, prefix {clip['prefix']!r}, "
+                     f"{clip['truncated']} truncated)")
     lines.extend(f"warning: {warning}" for warning in result.warnings)
     return "\n".join(lines)
+
+
+def write_per_sample(path: str | os.PathLike, result: Result) -> None:
+    """Write ``result.per_sample`` as a UTF-8 CSV (file, caption, score[, ref_score]) to ``path``, atomically."""
+    rows = result.per_sample
+    columns = list(rows[0]) if rows else ["file", "caption", "score"]
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(path) as handle:
+        handle.write(text.getvalue().encode("utf-8"))

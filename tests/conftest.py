@@ -39,3 +39,12 @@ def feature_cache_dir(tmp_path_factory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GENMETRICS_CACHE_DIR", path)
         yield path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> tuple[str, str]:
+    """(JSON model config, weights file) of a tiny random-weight open_clip model (image size 32)."""
+    from tests.clip_model import save_tiny_clip
+
+    config, weights = save_tiny_clip(tmp_path_factory.mktemp("clip"))
+    return str(config), str(weights)

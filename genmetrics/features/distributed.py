@@ -73,12 +73,15 @@ def shard(source: ImageSource) -> ImageSource:
     return Shard(source, rank * n // size, (rank + 1) * n // size)
 
 
-def gather(part: FeatureSet) -> FeatureSet:
-    """Every rank's FeatureSet combined in rank (= source) order; statistics merged in fp64."""
+def gather(part: FeatureSet, source: ImageSource) -> FeatureSet:
+    """Every rank's FeatureSet of its ``shard(source)`` combined in rank (= source) order; statistics merged
+    in fp64; row indices refer to ``source``."""
     if rank_and_size()[1] == 1:
         return part
+    offset = shard(source).start
     parts: list[tuple] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, (part.stats.to_arrays(), part.features, part.logits, part.skipped))
+    dist.all_gather_object(parts, (part.stats.to_arrays(), part.features, part.logits, part.skipped,
+                                   part.indices + offset))
     stats = RunningStats.from_arrays(**parts[0][0])
     for state, *_ in parts[1:]:
         stats = stats.merge(RunningStats.from_arrays(**state))
@@ -87,4 +90,4 @@ def gather(part: FeatureSet) -> FeatureSet:
         return None if arrays[0] is None else np.concatenate(arrays)
 
     return FeatureSet(stats=stats, features=concat([p[1] for p in parts]), logits=concat([p[2] for p in parts]),
-                      skipped=[name for p in parts for name in p[3]])
+                      skipped=[name for p in parts for name in p[3]], indices=np.concatenate([p[4] for p in parts]))

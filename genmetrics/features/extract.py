@@ -23,18 +23,20 @@ class FeatureSet:
     features: np.ndarray | None  # (N, D) float32, unless extracted with keep_features=False
     logits: np.ndarray | None  # (N, C) float32 when the extractor has logits
     skipped: list[str] = field(default_factory=list)  # names of items that could not be decoded
+    indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) source index of each row
 
     def __len__(self) -> int:
         return self.stats.n
 
 
-_Item = tuple[str | None, torch.Tensor | dict[str, np.ndarray] | DecodeError | None]
-"""(item hash or None without a cache, payload); the payload None marks a cache miss once collated."""
+_Item = tuple[int, str | None, torch.Tensor | dict[str, np.ndarray] | DecodeError | None]
+"""(source index, item hash or None without a cache, payload); the payload None marks a cache miss once
+collated."""
 
 
 class _PreprocessedImages(Dataset):
-    """Source item i -> (item hash or None, payload): the cached arrays on a cache hit, else the preprocessed
-    (3, S, S) tensor, or the item's DecodeError."""
+    """Source item i -> (i, item hash or None, payload): the cached arrays on a cache hit, else the
+    preprocessed (3, S, S) tensor, or the item's DecodeError."""
 
     def __init__(self, source: ImageSource, extractor: FeatureExtractor, cache: FeatureCache | None) -> None:
         self.source = source
@@ -52,16 +54,16 @@ class _PreprocessedImages(Dataset):
                 key = self.source.raw_bytes_hash(index)
                 hit = self.cache.get(key)
                 if hit is not None and set(hit) == self.outputs:
-                    return key, hit
-            return key, self.extractor.preprocess(self.source.load(index))
+                    return index, key, hit
+            return index, key, self.extractor.preprocess(self.source.load(index))
         except DecodeError as error:  # returned, not raised: the main process decides (strict or --skip-bad)
-            return key, error
+            return index, key, error
 
 
 def _collate(items: list[_Item]) -> tuple[torch.Tensor | None, list[_Item]]:
     """Stack the cache misses' tensors into one batch; each item keeps its key and payload (None for a miss)."""
-    misses = [payload for _, payload in items if isinstance(payload, torch.Tensor)]
-    rest = [(key, None if isinstance(payload, torch.Tensor) else payload) for key, payload in items]
+    misses = [payload for _, _, payload in items if isinstance(payload, torch.Tensor)]
+    rest = [(index, key, None if isinstance(payload, torch.Tensor) else payload) for index, key, payload in items]
     return (torch.stack(misses) if misses else None), rest
 
 
@@ -116,19 +118,21 @@ def extract_features(
         persistent_workers=False,
     )
     running = RunningStats(extractor.spec.dim)
+    indices: list[int] = []
     features: list[np.ndarray] = []
     logits: list[np.ndarray] = []
     skipped: list[str] = []
     with tqdm(total=len(source), desc=desc, unit="img", disable=not progress, leave=False) as bar:
         for batch, items in loader:
-            bad = [payload for _, payload in items if isinstance(payload, DecodeError)]
+            bad = [payload for _, _, payload in items if isinstance(payload, DecodeError)]
             if bad:
                 if not skip_bad:
                     raise bad[0]
                 skipped.extend(error.path for error in bad)
-            computed = iter(_forward(extractor, batch, [key for key, payload in items if payload is None], cache))
+            computed = iter(_forward(extractor, batch, [key for _, key, payload in items if payload is None], cache))
             rows = [next(computed) if payload is None else payload
-                    for _, payload in items if not isinstance(payload, DecodeError)]
+                    for _, _, payload in items if not isinstance(payload, DecodeError)]
+            indices.extend(index for index, _, payload in items if not isinstance(payload, DecodeError))
             if rows:
                 batch_features = np.stack([row["features"] for row in rows])
                 running.update(batch_features)
@@ -143,4 +147,5 @@ def extract_features(
         if keep_features else None,
         logits=np.concatenate(logits) if logits else None,
         skipped=skipped,
+        indices=np.asarray(indices, np.int64),
     )

@@ -16,7 +16,13 @@ def _inception(device: str, inception_weights: str | None = None, trust_weights:
                               device=device)
 
 
-EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"inception": _inception}
+def _clip(device: str, clip_model: str | None = None, clip_weights: str | None = None, **_: Any) -> FeatureExtractor:
+    from genmetrics.features.clip import DEFAULT_CLIP_MODEL, ClipExtractor
+
+    return ClipExtractor(clip_model or DEFAULT_CLIP_MODEL, clip_weights, device=device)
+
+
+EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"inception": _inception, "clip": _clip}
 
 
 def build_extractor(name: str, device: str = "cpu", **options: Any) -> FeatureExtractor:
