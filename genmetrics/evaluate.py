@@ -23,7 +23,7 @@ from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_st
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score
 from genmetrics.metrics.kid import kid
-from genmetrics.metrics.precision_recall import density_coverage, precision_recall
+from genmetrics.metrics.precision_recall import density_coverage, manifold_metrics, precision_recall
 from genmetrics.references import resolve_reference
 from genmetrics.stats import mean_cov
 
@@ -213,6 +213,8 @@ def score(
         warnings += _singular_warning("reference", ref_stats.n, dim)
     feats_gen = gen_stats.features
     feats_ref = None if ref_stats is None else ref_stats.features
+    # Both k-NN metrics at once share the reference radii and the pass over cross pairs.
+    manifold = manifold_metrics(feats_ref, feats_gen, k_pr=pr_k, k_dc=dc_k) if {"pr", "dc"} <= set(wanted) else None
     for metric in wanted:
         if metric == "fid":
             values["fid"] = fid_from_stats(gen_stats.mu, gen_stats.sigma, ref_stats.mu, ref_stats.sigma)
@@ -222,9 +224,11 @@ def score(
         elif metric == "is":
             values["is_mean"], values["is_std"] = inception_score(gen_logits, splits=is_splits)
         elif metric == "pr":
-            values["precision"], values["recall"] = precision_recall(feats_ref, feats_gen, k=pr_k)
+            values["precision"], values["recall"] = (
+                (manifold.precision, manifold.recall) if manifold else precision_recall(feats_ref, feats_gen, k=pr_k))
         elif metric == "dc":
-            values["density"], values["coverage"] = density_coverage(feats_ref, feats_gen, k=dc_k)
+            values["density"], values["coverage"] = (
+                (manifold.density, manifold.coverage) if manifold else density_coverage(feats_ref, feats_gen, k=dc_k))
     provenance = {
         "extractor": network.spec.to_dict(),
         "weights_file": network.weights_path,
