@@ -28,7 +28,7 @@ from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score
 from genmetrics.metrics.kid import kid
-from genmetrics.metrics.precision_recall import density_coverage, precision_recall
+from genmetrics.metrics.precision_recall import density_coverage, manifold_metrics, precision_recall
 from genmetrics.references import resolve_reference
 
 if TYPE_CHECKING:
@@ -347,6 +347,8 @@ def _distribution_metrics(gen_src: ImageSource, ref: Any, network: FeatureExtrac
             warnings.append(f"--force: {ref_stats.meta['forced']}; the numbers mix precisions")
     feats_gen = gen_stats.features
     feats_ref = None if ref_stats is None else ref_stats.features
+    # Both k-NN metrics at once share the reference radii and the pass over cross pairs.
+    manifold = manifold_metrics(feats_ref, feats_gen, k_pr=pr_k, k_dc=dc_k) if {"pr", "dc"} <= set(wanted) else None
     for metric in wanted:
         if metric == "fid":
             values["fid"] = fid_from_stats(gen_stats.mu, gen_stats.sigma, ref_stats.mu, ref_stats.sigma)
@@ -356,9 +358,11 @@ def _distribution_metrics(gen_src: ImageSource, ref: Any, network: FeatureExtrac
         elif metric == "is":
             values["is_mean"], values["is_std"] = inception_score(gen_feats.logits, splits=is_splits)
         elif metric == "pr":
-            values["precision"], values["recall"] = precision_recall(feats_ref, feats_gen, k=pr_k)
+            values["precision"], values["recall"] = (
+                (manifold.precision, manifold.recall) if manifold else precision_recall(feats_ref, feats_gen, k=pr_k))
         elif metric == "dc":
-            values["density"], values["coverage"] = density_coverage(feats_ref, feats_gen, k=dc_k)
+            values["density"], values["coverage"] = (
+                (manifold.density, manifold.coverage) if manifold else density_coverage(feats_ref, feats_gen, k=dc_k))
         elif metric == "cmmd":
             values["cmmd"] = cmmd(feats_gen, feats_ref, sigma=cmmd_sigma)
     provenance.update({

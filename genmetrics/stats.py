@@ -16,10 +16,16 @@ def as_float64(x: Any, name: str) -> np.ndarray:
 
     Raises MetricError, naming ``name``, for non-numeric input or NaN/inf values.
     """
+    return _as_finite(x, name, np.float64)
+
+
+def _as_finite(x: Any, name: str, dtype: type[np.floating]) -> np.ndarray:
+    """``x`` as a finite numpy array of ``dtype`` (no copy when it already is one); see ``as_float64``."""
     if hasattr(x, "detach"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().double().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if dtype is np.float32 else x.double()).numpy()
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise MetricError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
     if not np.isfinite(arr).all():
@@ -29,13 +35,16 @@ def as_float64(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def as_features(feats: Any, name: str, min_rows: int = 2) -> np.ndarray:
+def as_features(feats: Any, name: str, min_rows: int = 2, *, keep_float32: bool = False) -> np.ndarray:
     """Validate ``feats`` (n, d) and return it as a finite fp64 numpy array.
 
+    With ``keep_float32``, float32 input (numpy or torch) stays float32 (a numpy array is not copied):
+    its values are exactly those of the fp64 widening, at half the memory.
     Raises MetricError, naming ``name``, for non-numeric input, ndim != 2, d == 0, fewer than
     ``min_rows`` rows, or NaN/inf values.
     """
-    arr = as_float64(feats, name)
+    is_float32 = str(getattr(feats, "dtype", "")).removeprefix("torch.") == "float32"
+    arr = _as_finite(feats, name, np.float32 if keep_float32 and is_float32 else np.float64)
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise MetricError(f"{name} must be a 2-D array of shape (n, d) with d >= 1, got shape {arr.shape}")
     if arr.shape[0] < min_rows:

@@ -13,16 +13,40 @@ Kernel sums run over bounded-memory tiles of squared distances.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from genmetrics.errors import MetricError
-from genmetrics.metrics.precision_recall import DEFAULT_BLOCK_SIZE, _tiles
+from genmetrics.metrics.precision_recall import DEFAULT_BLOCK_SIZE
 from genmetrics.stats import as_features, check_same_dim
 
 DEFAULT_SIGMA = 10.0
 DEFAULT_SCALE = 1000.0
+
+
+def _tiles(x: np.ndarray, y: np.ndarray, block_size: int, upper_only: bool = False
+           ) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """Yield (rows of x, rows of y, squared distances (bx, by)) tile by tile.
+
+    With ``upper_only`` (x is y) only tiles with column start >= row start are produced, and the
+    diagonal of diagonal tiles (the self-distances) is exactly 0.
+    """
+    x_sq = np.einsum("ij,ij->i", x, x)
+    y_sq = x_sq if upper_only else np.einsum("ij,ij->i", y, y)
+    for i0 in range(0, len(x), block_size):
+        rows = slice(i0, i0 + block_size)
+        for j0 in range(i0 if upper_only else 0, len(y), block_size):
+            cols = slice(j0, j0 + block_size)
+            d2 = x[rows] @ y[cols].T
+            d2 *= -2.0
+            d2 += x_sq[rows, None]
+            d2 += y_sq[None, cols]
+            np.maximum(d2, 0.0, out=d2)
+            if upper_only and i0 == j0:
+                np.fill_diagonal(d2, 0.0)
+            yield rows, cols, d2
 
 
 def _kernel_sum(x: np.ndarray, y: np.ndarray | None, gamma: float, block_size: int) -> float:

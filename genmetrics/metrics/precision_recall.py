@@ -1,93 +1,383 @@
 """k-NN manifold metrics: precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020).
 
-The ball of a sample has radius = distance to its k-th nearest neighbour in its own set, the
-sample itself excluded (equivalently torch-fidelity's ``kthvalue(k + 1)`` over a row that holds the
-zero self-distance). A point is inside a ball when its distance is ``<=`` the radius, as in
-torch-fidelity's ``metric_prc.py`` (where features_1 = generated, features_2 = real).
+Definitions. The ball of a sample has squared radius = squared distance to its k-th nearest other sample
+of its own set (torch-fidelity's ``kthvalue(k + 1)`` over a row holding the zero self-distance); a point is
+inside a ball when its squared distance is ``<=`` that radius, as in torch-fidelity's ``metric_prc.py``
+(where features_1 = generated, features_2 = real). Every squared distance is the canonical fp64 value
+D(x, y) = sum_t (x_t - y_t)^2 evaluated from the input values (float32 input widens exactly): fp64
+differences, squares and numpy's pairwise sum. Every radius and decision equals the one a brute-force
+evaluation of D on all pairs gives, whatever ``block_size``.
 
-Numerics: squared distances ||x||^2 + ||y||^2 - 2 x.y in fp64 (one BLAS matmul per block, clamped
-at 0), compared as squared values (no sqrt, so no rounding merges distinct values); self-distances
-are set to exactly 0. The fp64 rounding error (~1e-16 relative) is far below torch-fidelity's own
-(torch.cdist in the input dtype, float32 for extractor features), so decisions agree except for a
-pair sitting within float32 rounding of a ball boundary. Distances are computed in
-``block_size`` x ``block_size`` tiles (memory O(block_size^2), never n x m); a pair's distance is
-the same expression whichever tile holds it, so results do not depend on ``block_size`` (BLAS
-could only change the last bit of a dot product with the tile shape, relevant for exact ties).
-Fractions are exact fp64 counts / n; torch-fidelity returns the same fraction rounded to float32.
+Speed without giving up exactness. Tiles of h ~= D/2 come from one float32 GEMM each, on copies centred on
+the common mean and augmented so that [x, |x|^2/2, 1] . [-y, 1, |y|^2/2] = |x - y|^2 / 2. ``_ErrorBound``
+is a rigorous bound |2 h - D| <= c (|x|^2 + |y|^2) + eta (centred float32 norms) covering every rounding:
+the GEMM of width p (any summation order: 2 gamma_p), inputs and norm column rounded to float32, the fp64
+centring and the fp64 evaluation of D itself. A pair whose h lies outside that band around a threshold is
+decided from the tile; the few inside it (border pairs) are recomputed exactly in fp64. Radii: each row
+keeps its ``k + _MARGIN`` smallest h with their indices; when no dropped sample can come within the k-th
+smallest upper bound, the kept candidates whose lower bound reaches it hold every neighbour inside the
+radius, and the k-th smallest of their exact D is the radius; rows where that check fails (clusters of
+near-duplicates) rescan their row against the bound. Each within-set pair is computed once (symmetric
+tiles) and one pass over the cross tiles serves precision, recall, density and coverage.
+
+Memory: the validated inputs (float32 stays float32), one augmented float32 copy of each set and
+``block_size`` x ``block_size`` tiles; never n x m. Fractions are exact counts / n; torch-fidelity returns
+the same fraction rounded to float32.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from genmetrics.errors import MetricError
 from genmetrics.stats import as_features, check_same_dim
 
 DEFAULT_BLOCK_SIZE = 2048
+_MARGIN = 8  # candidates kept per row beyond the largest k
+_CHUNK = 1024  # rows per preparation chunk and pairs per exact recomputation batch
+_FLOAT32_MAX_NORM_SQ = 2.0 ** 100  # larger features are tiled in fp64, so that float32 cannot overflow
+_MAX_ABS = 2.0 ** 500  # larger feature values would overflow the fp64 squared distances
 
 
-def _checked(feats_ref: Any, feats_gen: Any, k: int, block_size: int, gen_needs_radii: bool
+@dataclass(frozen=True)
+class ManifoldMetrics:
+    """Precision, recall, density and coverage of a generated set against a reference set."""
+
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+
+
+@dataclass(frozen=True)
+class _ErrorBound:
+    """|2 h - D| <= c (n_x + n_y) + eta for a tile value h of a pair with centred squared norms n_x, n_y."""
+
+    c: float
+    eta: float
+
+    @classmethod
+    def for_tiles(cls, dtype: np.dtype, width: int, dim: int) -> _ErrorBound:
+        """Bound for tiles computed in ``dtype`` by a GEMM of inner ``width`` on ``dim``-dimensional features.
+
+        GEMM terms with absolute values summing to <= (n_x + n_y) / 2, any order: 2 gamma_width; the
+        centred inputs and the |x|^2/2 column rounded to ``dtype``: 7 u; the fp64 norms, an fp64 step before
+        that rounding, and D itself: (4 dim + 32) 2^-53.
+        The factor 1.25 absorbs the fp64 arithmetic on bounds; eta covers underflow (width terms, each
+        losing at most half the smallest subnormal).
+        """
+        u = float(np.finfo(dtype).eps) / 2
+        gamma = width * u / (1 - width * u)
+        return cls(1.25 * (2 * gamma + 8 * u + (4 * dim + 32) * 2.0 ** -53), 2.0 ** -100)
+
+    def half(self, n_x: np.ndarray | float, n_y: np.ndarray | float) -> np.ndarray:
+        """Bound on |h - D / 2| (broadcast shape of n_x and n_y), fp64."""
+        return (self.c * (np.asarray(n_x) + n_y) + self.eta) / 2
+
+
+class _Tiles:
+    """One feature set prepared for GEMM tiles.
+
+    ``exact`` (n, d): the validated input (float32 or fp64), source of the canonical distances;
+    ``left`` (n, p): [x~, |x~|^2 / 2, 1, 0 ...], x~ = x - centre rounded to the tile dtype (``centre`` (d,)
+    is in that dtype, so float32 input is rounded once), p = d + 2 padded to a multiple of 16;
+    ``norm_sq`` (n,) fp64: |x~|^2.
+    """
+
+    def __init__(self, exact: np.ndarray, centre: np.ndarray, width: int) -> None:
+        n, d = exact.shape
+        self.exact = exact
+        self.norm_sq = np.empty(n)
+        left = np.zeros((n, width), dtype=centre.dtype)
+        for rows in _blocks(n, _CHUNK):
+            x = (exact[rows] - centre).astype(centre.dtype, copy=False)
+            wide = x.astype(np.float64)
+            self.norm_sq[rows] = np.einsum("ij,ij->i", wide, wide)
+            left[rows, :d] = x
+            left[rows, d] = self.norm_sq[rows] / 2
+            left[rows, d + 1] = 1
+        self.left = torch.from_numpy(left)
+
+    def __len__(self) -> int:
+        return len(self.exact)
+
+
+class _Workspace:
+    """Buffers reused by every tile of a pass: allocating tiles of this size anew fragments the heap and
+    inflates the resident memory."""
+
+    def __init__(self, block_size: int, width: int, dtype: torch.dtype) -> None:
+        self._right = torch.empty(block_size * width, dtype=dtype)
+        self._tile = torch.empty(block_size * block_size, dtype=dtype)
+        self._mask = np.empty(block_size * block_size, dtype=bool)
+
+    def right(self, tiles: _Tiles, rows: slice) -> torch.Tensor:
+        """(b, p) [-x~, 1, |x~|^2 / 2, 0 ...] of ``rows``: left_i . right_j = |x~_i - x~_j|^2 / 2 up to rounding.
+
+        Valid until the next call.
+        """
+        d = tiles.exact.shape[1]
+        left = tiles.left[rows]
+        out = torch.neg(left, out=self._right[:left.numel()].view(left.shape))
+        out[:, d] = 1
+        out[:, d + 1] = left[:, d]
+        return out
+
+    def product(self, left: torch.Tensor, right: torch.Tensor) -> np.ndarray:
+        """Tile left (b, p) . right (c, p)^T as a (b, c) array, valid until the next call."""
+        out = self._tile[:len(left) * len(right)].view(len(left), len(right))
+        return torch.mm(left, right.T, out=out).numpy()
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """A scratch boolean array of ``shape`` (at most block_size x block_size)."""
+        return self._mask[:shape[0] * shape[1]].reshape(shape)
+
+
+class _BallTest:
+    """Membership of the ``others`` samples in the k-NN balls of the ``owners`` samples, tile by tile.
+
+    Pairs farther than the error bound from a ball's boundary are decided from the tile; the rest are kept
+    as border pairs and decided on exact distances by ``resolve``.
+    """
+
+    def __init__(self, owners: _Tiles, others: _Tiles, k: int, radii_sq: np.ndarray, bound: _ErrorBound) -> None:
+        self.owners, self.others, self.k, self.radii_sq, self.bound = owners, others, k, radii_sq, bound
+        self.owner_hit = np.zeros(len(owners), dtype=bool)  # the ball holds at least one other sample
+        self.other_hit = np.zeros(len(others), dtype=bool)  # the sample is inside at least one ball
+        self.inside = 0  # (owner, other) pairs with the other sample inside the owner's ball
+        self._border: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def scan(self, h: np.ndarray, owners: slice, others: slice, owner_axis: int, work: _Workspace) -> None:
+        """Decide the pairs of tile ``h`` ~= D / 2 whose owners lie along ``owner_axis`` (0: rows, 1: columns),
+        keeping those within the error bound of the boundary as border pairs."""
+        half_r = self.radii_sq[owners] / 2
+        err = self.bound.half(self.owners.norm_sq[owners], self.others.norm_sq[others].max())
+        err += half_r * 2.0 ** -50  # the fp64 rounding of half_r -/+ err
+        o, x = _hits(h, _outward(half_r + err, h.dtype, up=True), owner_axis, work.mask(h.shape))
+        sure = h[(o, x) if owner_axis == 0 else (x, o)] <= _outward(half_r - err, h.dtype, up=False)[o]
+        o, x = o + owners.start, x + others.start
+        self._mark(o[sure], x[sure])
+        self._border.append((o[~sure], x[~sure]))
+
+    def resolve(self) -> None:
+        """Decide the border pairs on exact distances."""
+        o = np.concatenate([pair[0] for pair in self._border])
+        x = np.concatenate([pair[1] for pair in self._border])
+        inside = _exact_sq_dist(self.owners.exact, self.others.exact, o, x) <= self.radii_sq[o]
+        self._mark(o[inside], x[inside])
+        self._border = []
+
+    @property
+    def density(self) -> float:
+        """Pairs inside / (k * number of other samples)."""
+        return self.inside / (self.k * len(self.others))
+
+    def _mark(self, owners: np.ndarray, others: np.ndarray) -> None:
+        self.owner_hit[owners] = True
+        self.other_hit[others] = True
+        self.inside += len(owners)
+
+
+def _blocks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` covering range(n)."""
+    return (slice(i, min(i + size, n)) for i in range(0, n, size))
+
+
+def _hits(h: np.ndarray, limits: np.ndarray, owner_axis: int, scratch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, other) indices of the entries of tile ``h`` (rows, cols) that are <= their owner's limit, the
+    owners lying along ``owner_axis`` (0: rows, 1: columns); ``scratch``: a boolean array shaped like h."""
+    flat = np.flatnonzero(np.less_equal(h, limits[:, None] if owner_axis == 0 else limits[None, :], out=scratch))
+    rows, cols = np.divmod(flat, h.shape[1])
+    return (rows, cols) if owner_axis == 0 else (cols, rows)
+
+
+def _outward(values: np.ndarray, dtype: np.dtype, up: bool) -> np.ndarray:
+    """fp64 ``values`` rounded to ``dtype`` toward +inf (``up``) or -inf."""
+    out = values.astype(dtype)
+    off = out < values if up else out > values
+    out[off] = np.nextafter(out[off], np.inf if up else -np.inf)
+    return out
+
+
+def _exact_sq_dist(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Canonical squared distances (p,) between x[rows] and y[cols] (x (n, d), y (m, d)): sum of squared fp64 differences."""
+    out = np.empty(len(rows))
+    for part in _blocks(len(rows), _CHUNK):
+        diff = np.subtract(x[rows[part]], y[cols[part]], dtype=np.float64)
+        np.square(diff, out=diff)
+        diff.sum(axis=1, out=out[part])
+    return out
+
+
+def _checked(feats_ref: Any, feats_gen: Any, ref_ks: list[int], gen_k: int | None, block_size: int
              ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate both sets and k; the sets whose radii are needed must hold more than k samples."""
-    if k < 1:
-        raise MetricError(f"k must be >= 1, got {k}")
+    """Validate both sets, the k values and block_size; a set with radii must hold more than its k samples."""
+    for k in [*ref_ks, *([] if gen_k is None else [gen_k])]:
+        if k < 1:
+            raise MetricError(f"k must be >= 1, got {k}")
     if block_size < 1:
         raise MetricError(f"block_size must be >= 1, got {block_size}")
-    ref = as_features(feats_ref, "feats_ref")
-    gen = as_features(feats_gen, "feats_gen", min_rows=1)
+    ref = as_features(feats_ref, "feats_ref", keep_float32=True)
+    gen = as_features(feats_gen, "feats_gen", min_rows=1, keep_float32=True)
     check_same_dim(ref, gen, "feats_ref", "feats_gen")
-    with_radii = [("feats_ref", ref), ("feats_gen", gen)] if gen_needs_radii else [("feats_ref", ref)]
-    for name, feats in with_radii:
+    with_radii = [("feats_ref", ref, max(ref_ks))] + ([] if gen_k is None else [("feats_gen", gen, gen_k)])
+    for name, feats, k in with_radii:
         if len(feats) <= k:
             raise MetricError(f"{name} has {len(feats)} samples but k={k} needs at least k+1={k + 1}; "
                               "lower k or add samples")
     return ref, gen
 
 
-def _tiles(x: np.ndarray, y: np.ndarray, block_size: int, upper_only: bool = False
-           ) -> Iterator[tuple[slice, slice, np.ndarray]]:
-    """Yield (rows of x, rows of y, squared distances (bx, by)) tile by tile.
+def _prepare(ref: np.ndarray, gen: np.ndarray) -> tuple[_Tiles, _Tiles, _ErrorBound]:
+    """Tiles of both sets, centred on their common mean, and the error bound of their products."""
+    n, d = len(ref) + len(gen), ref.shape[1]
+    largest = max(max(float(x.max()), -float(x.min())) for x in (ref, gen))
+    if largest > _MAX_ABS:
+        raise MetricError(f"feature values up to {largest:.3g} overflow squared distances in fp64; rescale the features")
+    dtype = np.dtype(np.float32 if d * (2 * largest) ** 2 <= _FLOAT32_MAX_NORM_SQ else np.float64)
+    centre = ((ref.sum(axis=0, dtype=np.float64) + gen.sum(axis=0, dtype=np.float64)) / n).astype(dtype)
+    width = -(-(d + 2) // 16) * 16
+    return (_Tiles(ref, centre, width), _Tiles(gen, centre, width),
+            _ErrorBound.for_tiles(dtype, width, d))
 
-    With ``upper_only`` (x is y) only tiles with column start >= row start are produced, and the
-    diagonal of diagonal tiles (the self-distances) is exactly 0.
+
+def _offer(kept_h: np.ndarray, kept_j: np.ndarray, h: np.ndarray, owner_axis: int, other0: int,
+           scratch: np.ndarray) -> None:
+    """Merge tile ``h`` into its owners' smallest values ``kept_h`` (b, keep) and their indices ``kept_j``, in place.
+
+    The owners lie along ``owner_axis`` of ``h`` (0: rows, 1: columns); the other axis holds samples
+    other0, other0 + 1, ...; ``scratch``: a boolean array shaped like h.
     """
-    x_sq = np.einsum("ij,ij->i", x, x)
-    y_sq = x_sq if upper_only else np.einsum("ij,ij->i", y, y)
-    for i0 in range(0, len(x), block_size):
-        rows = slice(i0, i0 + block_size)
-        for j0 in range(i0 if upper_only else 0, len(y), block_size):
-            cols = slice(j0, j0 + block_size)
-            d2 = x[rows] @ y[cols].T
-            d2 *= -2.0
-            d2 += x_sq[rows, None]
-            d2 += y_sq[None, cols]
-            np.maximum(d2, 0.0, out=d2)
-            if upper_only and i0 == j0:
-                np.fill_diagonal(d2, 0.0)
-            yield rows, cols, d2
+    keep = kept_h.shape[1]
+    worst = kept_h.max(axis=1)
+    if np.isinf(worst).all():  # the owners' first tile: bound their keep-th smallest by that of a sample
+        sample = h[:, :64 * keep] if owner_axis == 0 else h[:64 * keep].T
+        if sample.shape[1] >= keep:
+            worst = np.partition(sample, keep - 1, axis=1)[:, keep - 1]
+    owner, other = _hits(h, worst, owner_axis, scratch)
+    if len(owner) == 0:
+        return
+    order = np.argsort(owner.astype(np.min_scalar_type(len(kept_h))), kind="stable")  # a radix sort, mostly
+    owner, other = owner[order], other[order]
+    counts = np.bincount(owner, minlength=len(kept_h))
+    slot = np.arange(len(owner)) - (np.cumsum(counts) - counts)[owner]
+    new_h = np.full((len(kept_h), counts.max()), np.inf, dtype=h.dtype)
+    new_j = np.zeros(new_h.shape, dtype=np.int64)
+    new_h[owner, slot] = h[(owner, other) if owner_axis == 0 else (other, owner)]
+    new_j[owner, slot] = other + other0
+    both_h = np.concatenate([kept_h, new_h], axis=1)
+    at = np.argpartition(both_h, keep - 1, axis=1)[:, :keep]
+    both_j = np.concatenate([kept_j, new_j], axis=1)
+    kept_j[:] = np.take_along_axis(both_j, at, axis=1)
+    kept_h[:] = np.take_along_axis(both_h, at, axis=1)
 
 
-def _keep_smallest(best: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Per row, the best.shape[1] smallest values of best (b, m) and new (b, c) together (unsorted)."""
-    both = np.concatenate([best, new], axis=1)
-    m = best.shape[1]
-    return np.partition(both, m - 1, axis=1)[:, :m]
+def _knn_radii_sq(tiles: _Tiles, ks: list[int], bound: _ErrorBound, block_size: int, work: _Workspace
+                  ) -> dict[int, np.ndarray]:
+    """Exact squared k-NN radii (n,) of one set for each k in ``ks`` (all < n)."""
+    n = len(tiles)
+    keep = min(max(ks) + _MARGIN, n - 1)
+    best_h = np.full((n, keep), np.inf, dtype=tiles.left.numpy().dtype)
+    best_j = np.zeros((n, keep), dtype=np.int64)
+    for cols in _blocks(n, block_size):
+        right = work.right(tiles, cols)
+        for rows in _blocks(cols.stop, block_size):  # rows.start <= cols.start: each pair once
+            h = work.product(tiles.left[rows], right)
+            if rows == cols:
+                np.fill_diagonal(h, np.inf)
+            _offer(best_h[rows], best_j[rows], h, 0, cols.start, work.mask(h.shape))
+            if rows != cols:
+                _offer(best_h[cols], best_j[cols], h, 1, rows.start, work.mask(h.shape))
+    return _radii_from_candidates(tiles, ks, best_h, best_j, bound, block_size, work)
 
 
-def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
-    """Squared distance (n,) from each row of x (n, d) to its k-th nearest other row.
+def _radii_from_candidates(tiles: _Tiles, ks: list[int], kept_h: np.ndarray, kept_j: np.ndarray,
+                           bound: _ErrorBound, block_size: int, work: _Workspace) -> dict[int, np.ndarray]:
+    """Exact radii from each row's kept smallest tile values ``kept_h`` (n, keep) and their columns ``kept_j``.
 
-    Keeps the k+1 smallest squared distances per row, self (exactly 0) included, over symmetric
-    tiles; the largest of them is the k-th neighbour distance.
+    [lower, upper] = h -/+ err holds each kept sample's D / 2, so the radius / 2 lies between the k-th
+    smallest lower and upper bounds. A dropped sample has h >= the largest kept h; when even its lowest
+    possible bound exceeds the largest k's upper limit, the kept samples hold every neighbour within the
+    radii (else the row is rescanned). Samples whose upper bound is below the k-th lower bound are surely
+    nearer and only counted; the radius is then the (k - count)-th smallest exact D of the samples whose
+    bounds reach the k-th upper bound, usually a single one.
     """
-    best = np.full((len(x), k + 1), np.inf)
-    for rows, cols, d2 in _tiles(x, x, block_size, upper_only=True):
-        best[rows] = _keep_smallest(best[rows], d2)
-        if rows.start != cols.start:
-            best[cols] = _keep_smallest(best[cols], d2.T)
-    return best.max(axis=1)
+    n, keep = kept_h.shape
+    h = kept_h.astype(np.float64)
+    err = bound.half(tiles.norm_sq[:, None], tiles.norm_sq[kept_j])
+    lower, upper = h - err, h + err
+    ambiguous, kth = {}, {}
+    for k in ks:
+        below = upper < np.partition(lower, k - 1, axis=1)[:, k - 1, None]
+        ambiguous[k] = (lower <= np.partition(upper, k - 1, axis=1)[:, k - 1, None]) & ~below
+        kth[k] = k - below.sum(axis=1)
+    limit = np.partition(upper, max(ks) - 1, axis=1)[:, max(ks) - 1]
+    dropped_lower = (h.max(axis=1) - bound.half(tiles.norm_sq, tiles.norm_sq.max()) if keep < n - 1
+                     else np.full(n, np.inf))
+    complete = limit < dropped_lower
+    rows, slots = np.nonzero(np.logical_or.reduce(list(ambiguous.values())) & complete[:, None])
+    rescan = np.flatnonzero(~complete)
+    more_rows, more_cols = _rescan(tiles, rescan, limit[rescan], bound, block_size, work)
+    all_rows = np.concatenate([rows, more_rows])
+    dist = _exact_sq_dist(tiles.exact, tiles.exact, all_rows, np.concatenate([kept_j[rows, slots], more_cols]))
+    radii = {}
+    for k in ks:
+        use = np.concatenate([ambiguous[k][rows, slots], np.ones(len(more_rows), dtype=bool)])
+        radii[k] = _kth_smallest_per_row(all_rows[use], dist[use], np.where(complete, kth[k], k))
+    return radii
+
+
+def _rescan(tiles: _Tiles, rows: np.ndarray, limit: np.ndarray, bound: _ErrorBound, block_size: int,
+            work: _Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row, col), col != row, of the given ``rows`` whose lower bound of D / 2 is <= the row's ``limit``."""
+    found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for part in _blocks(len(rows), block_size):
+        left = tiles.left[torch.from_numpy(rows[part])]
+        for cols in _blocks(len(tiles), block_size):
+            h = work.product(left, work.right(tiles, cols)).astype(np.float64)
+            lower = h - bound.half(tiles.norm_sq[rows[part], None], tiles.norm_sq[None, cols])
+            r, c = np.nonzero(lower <= limit[part, None])
+            r, c = rows[part][r], c + cols.start
+            found_rows.append(r[r != c])
+            found_cols.append(c[r != c])
+    return np.concatenate(found_rows), np.concatenate(found_cols)
+
+
+def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray) -> np.ndarray:
+    """Per row i of range(n), the kth[i]-th smallest of ``values`` (p,) at the positions where ``rows`` (p,) is i."""
+    order = np.lexsort((values, rows))
+    starts = np.searchsorted(rows[order], np.arange(len(kth)))
+    return values[order][starts + kth - 1]
+
+
+def _ball_tests(feats_ref: Any, feats_gen: Any, ref_ks: list[int], gen_k: int | None, block_size: int
+                ) -> tuple[dict[int, _BallTest], _BallTest | None]:
+    """Resolved membership tests: {k: generated samples in reference k-NN balls}, reference samples in generated
+    ``gen_k``-NN balls (None without ``gen_k``). Radii are computed once per set for all its k."""
+    ref, gen = _checked(feats_ref, feats_gen, ref_ks, gen_k, block_size)
+    tiles_ref, tiles_gen, bound = _prepare(ref, gen)
+    work = _Workspace(min(block_size, max(len(ref), len(gen))), tiles_ref.left.shape[1], tiles_ref.left.dtype)
+    in_ref = {k: _BallTest(tiles_ref, tiles_gen, k, radii, bound)
+              for k, radii in _knn_radii_sq(tiles_ref, ref_ks, bound, block_size, work).items()}
+    in_gen = None
+    if gen_k is not None:
+        radii = _knn_radii_sq(tiles_gen, [gen_k], bound, block_size, work)[gen_k]
+        in_gen = _BallTest(tiles_gen, tiles_ref, gen_k, radii, bound)
+    for cols in _blocks(len(gen), block_size):
+        right = work.right(tiles_gen, cols)
+        for rows in _blocks(len(ref), block_size):
+            h = work.product(tiles_ref.left[rows], right)
+            for test in in_ref.values():
+                test.scan(h, rows, cols, 0, work)
+            if in_gen is not None:
+                in_gen.scan(h, cols, rows, 1, work)
+    for test in [*in_ref.values(), *([] if in_gen is None else [in_gen])]:
+        test.resolve()
+    return in_ref, in_gen
 
 
 def precision_recall(feats_ref: Any, feats_gen: Any, k: int = 3, *,
@@ -97,17 +387,10 @@ def precision_recall(feats_ref: Any, feats_gen: Any, k: int = 3, *,
     precision = fraction of generated samples inside at least one real ball; recall = fraction of
     real samples inside at least one generated ball. Both sets need more than k samples. Equal to
     torch-fidelity's ``prc_features_to_metric(feats_gen, feats_ref, prc_neighborhood=k)`` up to
-    its float32 rounding of the fractions.
+    its float32 rounding of the fractions (and of distances within float32 rounding of a boundary).
     """
-    ref, gen = _checked(feats_ref, feats_gen, k, block_size, gen_needs_radii=True)
-    r_ref = _knn_radii_sq(ref, k, block_size)
-    r_gen = _knn_radii_sq(gen, k, block_size)
-    gen_covered = np.zeros(len(gen), dtype=bool)
-    ref_covered = np.zeros(len(ref), dtype=bool)
-    for rows, cols, d2 in _tiles(ref, gen, block_size):
-        gen_covered[cols] |= (d2 <= r_ref[rows, None]).any(axis=0)
-        ref_covered[rows] |= (d2 <= r_gen[None, cols]).any(axis=1)
-    return float(gen_covered.mean()), float(ref_covered.mean())
+    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, [k], k, block_size)
+    return float(in_ref[k].other_hit.mean()), float(in_gen.other_hit.mean())
 
 
 def density_coverage(feats_ref: Any, feats_gen: Any, k: int = 5, *,
@@ -117,12 +400,14 @@ def density_coverage(feats_ref: Any, feats_gen: Any, k: int = 5, *,
     density = 1/(k m) sum_j sum_i 1[Y_j in B(X_i, NND_k(X_i))] (can exceed 1);
     coverage = 1/n sum_i 1[exists j: Y_j in B(X_i, NND_k(X_i))]. X needs more than k samples.
     """
-    ref, gen = _checked(feats_ref, feats_gen, k, block_size, gen_needs_radii=False)
-    r_ref = _knn_radii_sq(ref, k, block_size)
-    inside = 0
-    ref_covered = np.zeros(len(ref), dtype=bool)
-    for rows, _, d2 in _tiles(ref, gen, block_size):
-        in_ball = d2 <= r_ref[rows, None]
-        inside += int(np.count_nonzero(in_ball))
-        ref_covered[rows] |= in_ball.any(axis=1)
-    return inside / (k * len(gen)), float(ref_covered.mean())
+    in_ref, _ = _ball_tests(feats_ref, feats_gen, [k], None, block_size)
+    return in_ref[k].density, float(in_ref[k].owner_hit.mean())
+
+
+def manifold_metrics(feats_ref: Any, feats_gen: Any, *, k_pr: int = 3, k_dc: int = 5,
+                     block_size: int = DEFAULT_BLOCK_SIZE) -> ManifoldMetrics:
+    """``precision_recall(k=k_pr)`` and ``density_coverage(k=k_dc)`` of ``feats_gen`` (m, d) vs ``feats_ref``
+    (n, d) from shared passes: reference radii for both k in one pass, one pass over the cross pairs."""
+    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, sorted({k_pr, k_dc}), k_pr, block_size)
+    return ManifoldMetrics(precision=float(in_ref[k_pr].other_hit.mean()), recall=float(in_gen.other_hit.mean()),
+                           density=in_ref[k_dc].density, coverage=float(in_ref[k_dc].owner_hit.mean()))

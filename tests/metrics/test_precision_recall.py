@@ -1,4 +1,4 @@
-"""Precision/recall and density/coverage: torch-fidelity parity, brute-force references, known answers."""
+"""Precision/recall and density/coverage: torch-fidelity parity, brute-force references, known answers, near ties."""
 import numpy as np
 import pytest
 import torch
@@ -6,7 +6,8 @@ from scipy.spatial.distance import cdist
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from genmetrics.errors import MetricError
-from genmetrics.metrics.precision_recall import density_coverage, precision_recall
+from genmetrics.metrics.precision_recall import (ManifoldMetrics, _ErrorBound, _knn_radii_sq, _prepare, _Workspace,
+                                                 density_coverage, manifold_metrics, precision_recall)
 
 
 def _features(n: int, d: int, seed: int, shift: float = 0.0, dtype=np.float64) -> np.ndarray:
@@ -20,14 +21,47 @@ def _torch_fidelity_pr(ref: np.ndarray, gen: np.ndarray, k: int) -> tuple[float,
     return out["precision"], out["recall"]
 
 
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The definition: fp64 sum over coordinates of squared fp64 differences, for every pair (n, m)."""
+    return ((a[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(axis=-1)
+
+
+def _radii(x: np.ndarray, k: int) -> np.ndarray:
+    d = _sq_dists(x, x)
+    np.fill_diagonal(d, np.inf)  # the sample itself is not its own neighbour
+    return np.sort(d, axis=1)[:, k - 1]
+
+
 def _brute_force(ref: np.ndarray, gen: np.ndarray, k: int) -> tuple[float, float, float, float]:
-    """(precision, recall, density, coverage) from full fp64 distance matrices (small inputs only)."""
-    r_ref = np.sort(cdist(ref, ref), axis=1)[:, k]  # column 0 is the zero self-distance
-    r_gen = np.sort(cdist(gen, gen), axis=1)[:, k]
-    d = cdist(ref, gen)
-    in_ref_balls = d <= r_ref[:, None]
-    return (in_ref_balls.any(axis=0).mean(), (d <= r_gen[None, :]).any(axis=1).mean(),
+    """(precision, recall, density, coverage) from full distance matrices (small inputs only)."""
+    d = _sq_dists(ref, gen)
+    in_ref_balls = d <= _radii(ref, k)[:, None]
+    return (in_ref_balls.any(axis=0).mean(), (d <= _radii(gen, k)[None, :]).any(axis=1).mean(),
             in_ref_balls.sum() / (k * len(gen)), in_ref_balls.any(axis=1).mean())
+
+
+def _near_ties(dim: int = 16, clusters: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k=1 configurations on coordinates near 1000 (float32 spacing there: 2^-14 and 2^-13), clusters 100 apart.
+
+    Reference per cluster: p, q = p + (3, 4) and s = p + (-3, -4 - 1 ulp), so r(p) = 25 exactly while
+    s is 2^-39 farther. ``on_edge`` per cluster: p + (-4, 3) (D = 25, on p's ball), the same 1 ulp outward
+    (outside) and 1 ulp inward (inside); float32 rounds the three to one point. ``beyond`` per cluster:
+    p + (4 + 1 ulp, -3), 2^-40 outside r(p) = 25 but inside the ball a radius taken from s would give.
+    """
+    ref, on_edge, beyond = [], [], []
+    for c in range(clusters):
+        p = 1000.0 + 37.0 * np.arange(dim)
+        p[2 + c] += 100.0 * (c + 1)
+        ref += [p, p + np.eye(dim)[0] * 3 + np.eye(dim)[1] * 4, p - np.eye(dim)[0] * 3]
+        ref[-1][1] = np.nextafter(p[1] - 4, -np.inf)
+        a = p - np.eye(dim)[0] * 4 + np.eye(dim)[1] * 3
+        on_edge += [a, a.copy(), a.copy()]
+        on_edge[-2][0] = np.nextafter(a[0], -np.inf)
+        on_edge[-1][0] = np.nextafter(a[0], np.inf)
+        e = p + np.eye(dim)[0] * 4 - np.eye(dim)[1] * 3
+        e[0] = np.nextafter(e[0], np.inf)
+        beyond.append(e)
+    return np.array(ref), np.array(on_edge), np.array(beyond)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -46,7 +80,7 @@ def test_parity_with_torch_fidelity(dtype, k):
 def test_matches_brute_force_and_is_independent_of_block_size():
     ref, gen = _features(300, 32, seed=3), _features(257, 32, seed=4, shift=0.2)
     expected = _brute_force(ref, gen, 3)
-    for block_size in (7, 64, 300, 5000):
+    for block_size in (13, 64, 300, 5000):
         assert precision_recall(ref, gen, 3, block_size=block_size) == expected[:2]
         assert density_coverage(ref, gen, 3, block_size=block_size) == expected[2:]
     assert 0 < expected[0] < 1 and 0 < expected[1] < 1 and 0 < expected[3] < 1
@@ -94,3 +128,71 @@ def test_errors():
         precision_recall(x, x, k=0)
     with pytest.raises(MetricError, match="block_size must be >= 1"):
         precision_recall(x, x, block_size=0)
+
+
+def test_near_ties_are_decided_exactly_where_float32_cannot():
+    ref, on_edge, beyond = _near_ties()
+    expected_radius = np.tile([25.0, 25.0, 25.0 + 2.0 ** -39], 4)
+    assert (_radii(ref, 1) == expected_radius).all()
+    tiles_ref, _, bound = _prepare(ref, on_edge)
+    assert (_knn_radii_sq(tiles_ref, [1, 2], bound, 5, _Workspace(5, tiles_ref.left.shape[1], torch.float32))[1]
+            == expected_radius).all()
+    assert (_sq_dists(on_edge, ref).min(axis=1) == np.tile([25.0, 25.0 + 2.0 ** -40, 25.0 - 2.0 ** -40], 4)).all()
+    for block_size in (1, 5, 64):
+        assert precision_recall(ref, on_edge, k=1, block_size=block_size) == _brute_force(ref, on_edge, 1)[:2]
+        assert precision_recall(ref, on_edge, k=1, block_size=block_size)[0] == 2 / 3  # on and inward only
+        assert precision_recall(ref, beyond, k=1, block_size=block_size)[0] == 0.0
+        for gen in (on_edge, beyond, np.concatenate([on_edge, beyond, ref[::2]])):
+            assert density_coverage(ref, gen, k=1, block_size=block_size) == _brute_force(ref, gen, 1)[2:]
+            assert density_coverage(ref, gen, k=2, block_size=block_size) == _brute_force(ref, gen, 2)[2:]
+    # float32 cannot tell the three points of a cluster apart: its precision is a multiple of 1/4, never 2/3.
+    theirs = _torch_fidelity_pr(ref.astype(np.float32), on_edge.astype(np.float32), 1)[0]
+    assert theirs in (0.0, 0.25, 0.5, 0.75, 1.0)
+    # Scaling by 2^60 is exact: same decisions, now from fp64 tiles (float32 tiles could overflow).
+    assert precision_recall(ref * 2.0 ** 60, on_edge * 2.0 ** 60, k=1) == (2 / 3, precision_recall(ref, on_edge, 1)[1])
+    assert _prepare(ref * 2.0 ** 60, on_edge)[0].left.dtype == torch.float64
+
+
+def test_duplicates_and_near_duplicates():
+    """Clusters below float32 resolution: zero radii, and rows whose kept float32 candidates cannot be trusted."""
+    x = _features(120, 24, seed=7)
+    rng = np.random.default_rng(8)
+    near = x[1] + 1e-7 * rng.random((20, 24))  # distinct in fp64, one point in float32
+    ref = np.concatenate([x, np.repeat(x[:1], 20, axis=0), near])
+    gen = np.concatenate([_features(90, 24, seed=8, shift=0.1), x[:1], near[:3] + 1e-9, x[5:6] + 1e-9])
+    for k in (1, 3):
+        assert manifold_metrics(ref, gen, k_pr=k, k_dc=k, block_size=32) == ManifoldMetrics(
+            *_brute_force(ref, gen, k))
+        assert precision_recall(gen, ref, k, block_size=32) == _brute_force(gen, ref, k)[:2]
+    tiles, _, bound = _prepare(ref, gen)
+    radii = _knn_radii_sq(tiles, [1, 3, 7], bound, 32, _Workspace(32, tiles.left.shape[1], torch.float32))
+    assert all((radii[k] == _radii(ref, k)).all() for k in (1, 3, 7))
+
+
+def test_manifold_metrics_shares_passes_and_matches_separate_calls():
+    ref, gen = _features(200, 20, seed=9), _features(150, 20, seed=10, shift=0.1)
+    both = manifold_metrics(ref, gen, k_pr=3, k_dc=5, block_size=48)
+    assert (both.precision, both.recall) == precision_recall(ref, gen, 3) == _brute_force(ref, gen, 3)[:2]
+    assert (both.density, both.coverage) == density_coverage(ref, gen, 5) == _brute_force(ref, gen, 5)[2:]
+    with pytest.raises(MetricError, match="k must be >= 1, got 0"):
+        manifold_metrics(ref, gen, k_pr=0)
+
+
+def test_float32_input_is_not_widened_and_gives_the_same_result():
+    ref, gen = _features(150, 16, seed=11, dtype=np.float32), _features(140, 16, seed=12, shift=0.2, dtype=np.float32)
+    assert precision_recall(ref, gen) == precision_recall(ref.astype(np.float64), gen.astype(np.float64))
+    assert precision_recall(torch.from_numpy(ref), gen) == _brute_force(ref, gen, 3)[:2]
+    assert _prepare(ref, gen)[0].exact is ref
+
+
+def test_error_bound_covers_float32_tiles():
+    """The bound holds with room to spare on tiles of ill-conditioned data (large common offset)."""
+    rng = np.random.default_rng(13)
+    x = (1e3 + rng.standard_normal((64, 300))).astype(np.float32)
+    tiles, _, bound = _prepare(x, x)
+    work = _Workspace(64, tiles.left.shape[1], tiles.left.dtype)
+    h = work.product(tiles.left, work.right(tiles, slice(0, 64))).astype(np.float64)
+    err = np.abs(2 * h - _sq_dists(x, x))
+    allowed = 2 * bound.half(tiles.norm_sq[:, None], tiles.norm_sq[None, :])
+    assert (err <= allowed).all() and err.max() > 0
+    assert bound == _ErrorBound.for_tiles(np.dtype(np.float32), 304, 300)
