@@ -100,7 +100,7 @@ def _is_stats_file(ref: Any) -> bool:
     try:
         with zipfile.ZipFile(ref) as archive:
             return {"mu.npy", "sigma.npy"} <= set(archive.namelist())
-    except zipfile.BadZipFile:
+    except Exception:  # BadZipFile, NotImplementedError (unknown zip version), ...: read it as an image array
         return False
 
 

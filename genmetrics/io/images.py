@@ -460,8 +460,9 @@ def _read_array_file(path: str) -> tuple[np.ndarray, str, str]:
                              "array, which is never loaded since it could run code); save the images with "
                              "np.save/np.savez as a uint8 array") from None
         raise InputError(f"{path!r} is not a valid .npy/.npz file: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(f"cannot read {path!r}: {e}; check that it is a complete .npy/.npz file") from None
+    except Exception as e:  # a malformed header or zip raises OSError, EOFError, BadZipFile, TokenError, TypeError, ...
+        raise InputError(f"cannot read {path!r}: {type(e).__name__}: {e}; check that it is a complete .npy/.npz "
+                         "file") from None
     return (*_check_batch(arr, what), label)
 
 
@@ -511,8 +512,9 @@ def _list_zip(path: str) -> list[str]:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise InputError(f"cannot open zip file {path!r}: {e}; check that it is a complete, valid zip") from None
+    except Exception as e:  # BadZipFile, OSError, EOFError, NotImplementedError (unknown zip version), ...
+        raise InputError(f"cannot open zip file {path!r}: {type(e).__name__}: {e}; check that it is a complete, "
+                         "valid zip") from None
     images: list[str] = []
     others: collections.Counter[str] = collections.Counter()
     for info in infos:

@@ -22,6 +22,7 @@ from PIL import Image
 from genmetrics.errors import ConfigError, DecodeError, InputError
 from genmetrics.io import images
 from genmetrics.io.images import IMAGE_EXTENSIONS, ImageSource, open_source, to_rgb_uint8
+from tests.helpers import with_zip_extract_version
 
 
 def _rgb(seed: int, h: int = 8, w: int = 6) -> np.ndarray:
@@ -447,6 +448,32 @@ def test_corrupt_array_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(InputError, match=r"junk\.npz"):
         open_source(tmp_path / "junk.npz")
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4, 3 }",  # tokenize.TokenError in numpy
+    "{'descr': '|u1', b'fortran_order': False, 'shape': (2, 4, 4, 3), }",  # TypeError sorting the keys
+])
+def test_malformed_npy_headers_are_input_errors(tmp_path, header):
+    """Regression: numpy's header parser let TokenError and TypeError escape as tracebacks."""
+    padded = header.encode("latin1").ljust(118) + b"\n"
+    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(padded).to_bytes(2, "little") + padded
+                                       + bytes(96))
+    with pytest.raises(InputError, match=r"cannot read .*bad\.npy.*complete \.npy/\.npz"):
+        open_source(tmp_path / "bad.npy")
+
+
+def test_zip_of_an_unsupported_version_is_an_input_error(tmp_path):
+    """Regression: zipfile's NotImplementedError (unknown extract version) escaped from .zip and .npz sources."""
+    buffer = io.BytesIO()
+    np.savez(buffer, images=np.zeros((2, 4, 4, 3), np.uint8))
+    (tmp_path / "v.npz").write_bytes(with_zip_extract_version(buffer.getvalue()))
+    with pytest.raises(InputError, match=r"v\.npz.*NotImplementedError"):
+        open_source(tmp_path / "v.npz")
+    _make_zip(tmp_path / "plain.zip", {"a.png": _png_bytes(_rgb(0))})
+    (tmp_path / "v.zip").write_bytes(with_zip_extract_version((tmp_path / "plain.zip").read_bytes()))
+    with pytest.raises(InputError, match=r"cannot open zip file .*v\.zip.*NotImplementedError"):
+        open_source(tmp_path / "v.zip")
 
 
 # --- zip -----------------------------------------------------------------------------------------
