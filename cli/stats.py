@@ -12,7 +12,7 @@ from genmetrics.references import list_references
 
 @click.command()
 @click.argument("src", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .npz (written atomically).")
+@click.option("-o", "--output", type=click.Path(), help="Output .npz (written atomically).")
 @click.option("--features", is_flag=True, help="Also store the feature matrix (needed for kid/pr/dc).")
 @click.option("--list", "list_shipped", is_flag=True, help="List the shipped reference statistics.")
 @extraction_options

@@ -22,7 +22,7 @@ from genmetrics.features.extract import FeatureSet, extract_features
 from genmetrics.features.registry import build_extractor
 from genmetrics.io.captions import as_caption_table, first_names, match_captions
 from genmetrics.io.images import ImageSource, open_source
-from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
+from genmetrics.io.statsfile import Stats, check_compatible, check_output, load_stats, save_stats
 from genmetrics.metrics.clip_score import DEFAULT_W, clip_score as clip_score_values, mean_std, ref_clip_score
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
 from genmetrics.metrics.fid import fid_from_stats
@@ -173,6 +173,8 @@ def compute_stats(
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
     ``out`` when given (by rank 0 alone under torchrun). ``cache=False`` neither reads nor writes the feature
     cache."""
+    if out is not None:
+        check_output(out)  # an unwritable output fails now, not after the extraction (every rank probes alike)
     device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)

@@ -13,7 +13,7 @@ import numpy as np
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import StatsError
-from genmetrics.io.atomic import atomic_write
+from genmetrics.io.atomic import atomic_write, check_writable
 
 FORMAT = "genmetrics-stats/1"
 
@@ -28,6 +28,13 @@ class Stats:
     extractor: ExtractorSpec
     meta: dict  # the whole metadata record (source, content_hash, versions, ...)
     features: np.ndarray | None = None  # (N, D) float32, when stored
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Raise now, before any extraction, unless stats can be saved to ``path``: an .npz name in a writable folder."""
+    if Path(path).suffix != ".npz":
+        raise StatsError(f"stats output {str(path)!r} must end in .npz")
+    check_writable(path)
 
 
 def save_stats(path: str | os.PathLike, stats: Stats) -> None:
