@@ -130,6 +130,15 @@ def _decode(data: bytes, path: str) -> np.ndarray:
         raise DecodeError(path, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print and to encode as UTF-8: the bytes of a non-UTF-8 file name, which Python decodes
+    to surrogate escapes, are shown as ``\\xNN``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _hash_array_item(item: np.ndarray) -> str:
     h = hashlib.sha256(repr(tuple(item.shape)).encode())
     h.update(np.ascontiguousarray(item).data)

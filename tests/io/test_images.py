@@ -654,3 +654,12 @@ def test_npy_rewritten_with_another_shape_is_detected_on_reload(tmp_path):
 
 def test_image_extensions_constant():
     assert IMAGE_EXTENSIONS == (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def test_printable_shows_the_bytes_of_non_utf8_names():
+    """Regression: a non-UTF-8 file name (surrogate escapes) crashed the table output with UnicodeEncodeError."""
+    name = os.fsdecode(b"caf\xe9/\xff.png")
+    assert images.printable(name) == "caf\\xe9/\\xff.png"
+    assert images.printable("café/日本.png") == "café/日本.png"
+    assert images.printable("\ud800") == "\\ud800"
+    assert images.printable(name).encode("utf-8")
