@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import errno
 import hashlib
 import io
 import os
@@ -237,6 +238,8 @@ class FolderSource(_FileSource):
             with open(path, "rb") as f:
                 return f.read()
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise DecodeError(path, "symbolic link loop (too many levels of symbolic links)") from None
             if os.path.islink(path) and not os.path.exists(path):
                 raise DecodeError(path, f"broken symbolic link to {os.readlink(path)!r}") from None
             raise DecodeError(path, e.strerror or str(e)) from None
