@@ -64,7 +64,7 @@ from PIL import Image, UnidentifiedImageError
 
 from genmetrics.errors import ConfigError, DecodeError, InputError
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 GENERATOR_CHUNK = 64
 """The generator source draws samples in chunks of this many; see :class:`GeneratorSource`."""

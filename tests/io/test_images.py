@@ -87,8 +87,8 @@ def test_empty_folder_is_input_error(tmp_path):
 def test_folder_without_images_names_what_it_saw(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / "b.txt").write_text("x")
-    (tmp_path / "c.gif").write_bytes(b"GIF89a")
-    with pytest.raises(InputError, match=r"found 3 other files: 2 \.txt, 1 \.gif\).*\.jpeg.*\.tiff"):
+    (tmp_path / "c.svg").write_bytes(b"<svg/>")
+    with pytest.raises(InputError, match=r"found 3 other files: 2 \.txt, 1 \.svg\).*\.jpeg.*\.tiff"):
         open_source(tmp_path)
 
 
@@ -652,8 +652,16 @@ def test_npy_rewritten_with_another_shape_is_detected_on_reload(tmp_path):
         copy.load(0)
 
 
+def test_gif_files_are_listed(tmp_path):
+    """Regression: GIF content was decoded, but files named .gif were not listed from folders and zips."""
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "a.GIF")
+    src = open_source(tmp_path)
+    assert [src.name(0)] == ["a.GIF"] and len(src) == 1
+    np.testing.assert_array_equal(src.load(0), np.full((4, 4, 3), (1, 2, 3), np.uint8))
+
+
 def test_image_extensions_constant():
-    assert IMAGE_EXTENSIONS == (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+    assert IMAGE_EXTENSIONS == (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 def test_printable_shows_the_bytes_of_non_utf8_names():
