@@ -5,6 +5,7 @@ import click
 
 from cli.options import caption_options, clip_options
 from genmetrics.evaluate import clip_score
+from genmetrics.io.atomic import check_writable
 from genmetrics.report import to_json, to_table, write_per_sample
 
 
@@ -21,6 +22,8 @@ def clipscore(images, captions, references, clip_w, clip_prefix, per_sample, as_
     file name -> caption (header e.g. file,caption), or a folder of NAME.txt files beside NAME.png. Needs local
     open_clip weights (--clip-weights or $GENMETRICS_CLIP_WEIGHTS).
     """
+    if per_sample:
+        check_writable(per_sample)  # fail before encoding any image
     result = clip_score(images, captions, references, w=clip_w, prefix=clip_prefix, **extraction)
     if per_sample:
         write_per_sample(per_sample, result)

@@ -7,6 +7,7 @@ import click
 
 from genmetrics._version import __version__
 from genmetrics.errors import GenMetricsError
+from genmetrics.io.images import printable
 
 
 class _Group(click.Group):
@@ -16,7 +17,7 @@ class _Group(click.Group):
         except GenMetricsError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {printable(str(error))}", err=True)
             sys.exit(2)
 
 

@@ -69,6 +69,6 @@ def caption_options(command: Callable) -> Callable:
                      help="CLIPScore weight w in w * max(0, cos)."),
         click.option("--clip-prefix", default="", help='Prefix of every caption, e.g. "A photo depicts " '
                                                       "(the CLIPScore paper's choice); default none."),
-        click.option("--per-sample", type=click.Path(dir_okay=False), default=None,
+        click.option("--per-sample", type=click.Path(), default=None,
                      help="Write per-image scores to this CSV (file, caption, score[, ref_score])."),
     ])

@@ -7,6 +7,7 @@ from cli.options import caption_options, extraction_options
 from genmetrics.config import DEFAULT_METRICS
 from genmetrics.errors import ConfigError
 from genmetrics.evaluate import parse_metrics, score as score_api
+from genmetrics.io.atomic import check_writable
 from genmetrics.features.distributed import is_main_process
 from genmetrics.references import demo_sources
 from genmetrics.report import to_json, to_table, write_per_sample
@@ -43,6 +44,8 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, cap
         click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
     if per_sample and "clip_score" not in parse_metrics(metrics):
         raise ConfigError("--per-sample writes per-image CLIPScores: add clip_score to --metrics (with --captions)")
+    if per_sample:
+        check_writable(per_sample)  # fail before extracting any feature
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                        pr_k=pr_k, dc_k=dc_k, captions=captions, references=references, clip_w=clip_w,
                        clip_prefix=clip_prefix, force=force, **extraction)

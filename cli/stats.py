@@ -7,12 +7,13 @@ from cli.options import extraction_options
 from genmetrics.errors import ConfigError
 from genmetrics.evaluate import compute_stats
 from genmetrics.features.distributed import is_main_process
+from genmetrics.io.images import printable
 from genmetrics.references import list_references
 
 
 @click.command()
 @click.argument("src", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .npz (written atomically).")
+@click.option("-o", "--output", type=click.Path(), help="Output .npz (written atomically).")
 @click.option("--features", is_flag=True, help="Also store the feature matrix (needed for kid/pr/dc).")
 @click.option("--list", "list_shipped", is_flag=True, help="List the shipped reference statistics.")
 @extraction_options
@@ -29,5 +30,5 @@ def stats(src, output, features, list_shipped, **extraction) -> None:
         raise ConfigError("give a source and an output: `genmetrics stats SRC -o out.npz` (or --list)")
     result = compute_stats(src, output, features=features, **extraction)
     if is_main_process():  # under torchrun, rank 0 alone writes and prints
-        click.echo(f"wrote {output}: N={result.n}, dim={result.extractor.dim}, "
+        click.echo(f"wrote {printable(output)}: N={result.n}, dim={result.extractor.dim}, "
                    f"resize={result.extractor.resize}{', with features' if features else ''}")

@@ -21,8 +21,8 @@ from genmetrics.features.cache import FeatureCache, cache_dir
 from genmetrics.features.extract import FeatureSet, extract_features
 from genmetrics.features.registry import build_extractor
 from genmetrics.io.captions import as_caption_table, first_names, match_captions
-from genmetrics.io.images import ImageSource, open_source
-from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
+from genmetrics.io.images import ImageSource, open_source, printable
+from genmetrics.io.statsfile import Stats, check_compatible, check_output, load_stats, save_stats
 from genmetrics.metrics.clip_score import DEFAULT_W, clip_score as clip_score_values, mean_std, ref_clip_score
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
 from genmetrics.metrics.fid import fid_from_stats
@@ -100,7 +100,7 @@ def _is_stats_file(ref: Any) -> bool:
     try:
         with zipfile.ZipFile(ref) as archive:
             return {"mu.npy", "sigma.npy"} <= set(archive.namelist())
-    except zipfile.BadZipFile:
+    except Exception:  # BadZipFile, NotImplementedError (unknown zip version), ...: read it as an image array
         return False
 
 
@@ -173,6 +173,8 @@ def compute_stats(
     """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``; written atomically to
     ``out`` when given (by rank 0 alone under torchrun). ``cache=False`` neither reads nor writes the feature
     cache."""
+    if out is not None:
+        check_output(out)  # an unwritable output fails now, not after the extraction (every rank probes alike)
     device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
@@ -294,7 +296,20 @@ def score(
     provenance = {"extractor": parts.pop("extractor"), "weights_file": parts.pop("weights_file"),
                   "metrics": list(wanted), "seed": seed, "world_size": distributed.rank_and_size()[1], **parts, "versions": versions(), "warnings": warnings}
     return Result(metrics={k: float(v) for k, v in values.items()},
-                  provenance={k: v for k, v in provenance.items() if v is not None}, per_sample=per_sample)
+                  provenance=_printable({k: v for k, v in provenance.items() if v is not None}),
+                  per_sample=_printable(per_sample))
+
+
+def _printable(value: Any) -> Any:
+    """``value`` (nested dicts, lists, strings) with every string :func:`printable`: non-UTF-8 file names would
+    otherwise fail to print or to be written as UTF-8."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: _printable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable(item) for item in value)
+    return value
 
 
 def clip_score(

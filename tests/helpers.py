@@ -71,3 +71,15 @@ def extract_to_file(folder: str, cache_root: str, out: str, barrier: Any) -> Non
     feats = extract_features(open_source(folder), extractor, batch_size=2, progress=False,
                              cache=FeatureCache(cache_root, extractor.spec))
     np.save(out, feats.features)
+
+
+def with_zip_extract_version(data: bytes, version: int = 255) -> bytes:
+    """A zip file's bytes with every central-directory record asking for extractor ``version`` (zipfile raises
+    NotImplementedError on opening such an archive, not BadZipFile)."""
+    out = bytearray(data)
+    start = out.find(b"PK\x01\x02")
+    assert start >= 0, "not a zip file"
+    while start >= 0:
+        out[start + 6:start + 8] = version.to_bytes(2, "little")
+        start = out.find(b"PK\x01\x02", start + 4)
+    return bytes(out)

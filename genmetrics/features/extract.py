@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from genmetrics.errors import ConfigError, DecodeError
+from genmetrics.errors import ConfigError, DecodeError, WeightsError
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.cache import FeatureCache
 from genmetrics.io.images import ImageSource
@@ -67,13 +67,18 @@ def _collate(items: list[_Item]) -> tuple[torch.Tensor | None, list[_Item]]:
     return (torch.stack(misses) if misses else None), rest
 
 
-def _forward(extractor: FeatureExtractor, batch: torch.Tensor | None, keys: list[str | None],
+def _forward(extractor: FeatureExtractor, batch: torch.Tensor | None, keys: list[str | None], names: list[str],
              cache: FeatureCache | None) -> list[dict[str, np.ndarray]]:
-    """Run the network on a batch of cache misses: one {"features": (D,), ["logits": (C,)]} row per image,
-    each stored in ``cache`` under its key."""
+    """Run the network on a batch of cache misses (``names`` for messages): one {"features": (D,), ["logits": (C,)]}
+    row per image, each stored in ``cache`` under its key. NaN/inf outputs are an error and never cached."""
     if batch is None:
         return []
     out = {name: value.float().cpu().numpy() for name, value in extractor.forward(batch).items()}
+    for output, values in out.items():
+        if not np.isfinite(values).all():
+            first = names[int(np.argwhere(~np.isfinite(values))[0][0])]
+            raise WeightsError(f"the extractor gave NaN/inf {output} for {first!r}: its weights are broken, or values "
+                               f"overflowed at a reduced --precision; check the weights file or use --precision fp32")
     rows = [{name: values[i] for name, values in out.items()} for i in range(len(batch))]
     if cache is not None:
         for key, row in zip(keys, rows):
@@ -129,7 +134,9 @@ def extract_features(
                 if not skip_bad:
                     raise bad[0]
                 skipped.extend(error.path for error in bad)
-            computed = iter(_forward(extractor, batch, [key for _, key, payload in items if payload is None], cache))
+            misses = [(index, key) for index, key, payload in items if payload is None]
+            computed = iter(_forward(extractor, batch, [key for _, key in misses],
+                                     [source.name(index) for index, _ in misses], cache))
             rows = [next(computed) if payload is None else payload
                     for _, _, payload in items if not isinstance(payload, DecodeError)]
             indices.extend(index for index, _, payload in items if not isinstance(payload, DecodeError))

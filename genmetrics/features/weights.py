@@ -71,8 +71,9 @@ def _archive_kind(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise WeightsError(f"inception weights {str(path)!r} are not a torch file ({exc}); {HOW_TO_GET}") from None
+    except Exception as exc:  # BadZipFile, OSError, NotImplementedError (unknown zip version), ...
+        raise WeightsError(f"inception weights {str(path)!r} are not a torch file ({type(exc).__name__}: {exc}); "
+                           f"{HOW_TO_GET}") from None
     return "torchscript" if any("/code/" in name for name in names) else "state_dict"
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import errno
 import hashlib
 import io
 import os
@@ -63,7 +64,7 @@ from PIL import Image, UnidentifiedImageError
 
 from genmetrics.errors import ConfigError, DecodeError, InputError
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 GENERATOR_CHUNK = 64
 """The generator source draws samples in chunks of this many; see :class:`GeneratorSource`."""
@@ -128,6 +129,15 @@ def _decode(data: bytes, path: str) -> np.ndarray:
         raise DecodeError(path, str(e)) from None
     except Exception as e:  # PIL plugins raise many exception types on malformed data
         raise DecodeError(path, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print and to encode as UTF-8: the bytes of a non-UTF-8 file name, which Python decodes
+    to surrogate escapes, are shown as ``\\xNN``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _hash_array_item(item: np.ndarray) -> str:
@@ -228,6 +238,8 @@ class FolderSource(_FileSource):
             with open(path, "rb") as f:
                 return f.read()
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise DecodeError(path, "symbolic link loop (too many levels of symbolic links)") from None
             if os.path.islink(path) and not os.path.exists(path):
                 raise DecodeError(path, f"broken symbolic link to {os.readlink(path)!r}") from None
             raise DecodeError(path, e.strerror or str(e)) from None
@@ -460,8 +472,9 @@ def _read_array_file(path: str) -> tuple[np.ndarray, str, str]:
                              "array, which is never loaded since it could run code); save the images with "
                              "np.save/np.savez as a uint8 array") from None
         raise InputError(f"{path!r} is not a valid .npy/.npz file: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(f"cannot read {path!r}: {e}; check that it is a complete .npy/.npz file") from None
+    except Exception as e:  # a malformed header or zip raises OSError, EOFError, BadZipFile, TokenError, TypeError, ...
+        raise InputError(f"cannot read {path!r}: {type(e).__name__}: {e}; check that it is a complete .npy/.npz "
+                         "file") from None
     return (*_check_batch(arr, what), label)
 
 
@@ -511,8 +524,9 @@ def _list_zip(path: str) -> list[str]:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise InputError(f"cannot open zip file {path!r}: {e}; check that it is a complete, valid zip") from None
+    except Exception as e:  # BadZipFile, OSError, EOFError, NotImplementedError (unknown zip version), ...
+        raise InputError(f"cannot open zip file {path!r}: {type(e).__name__}: {e}; check that it is a complete, "
+                         "valid zip") from None
     images: list[str] = []
     others: collections.Counter[str] = collections.Counter()
     for info in infos:

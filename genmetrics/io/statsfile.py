@@ -13,7 +13,7 @@ import numpy as np
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import StatsError
-from genmetrics.io.atomic import atomic_write
+from genmetrics.io.atomic import atomic_write, check_writable
 
 FORMAT = "genmetrics-stats/1"
 
@@ -28,6 +28,13 @@ class Stats:
     extractor: ExtractorSpec
     meta: dict  # the whole metadata record (source, content_hash, versions, ...)
     features: np.ndarray | None = None  # (N, D) float32, when stored
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Raise now, before any extraction, unless stats can be saved to ``path``: an .npz name in a writable folder."""
+    if Path(path).suffix != ".npz":
+        raise StatsError(f"stats output {str(path)!r} must end in .npz")
+    check_writable(path)
 
 
 def save_stats(path: str | os.PathLike, stats: Stats) -> None:
@@ -56,11 +63,11 @@ def load_stats(path: str | os.PathLike) -> Stats:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise StatsError(f"stats file {name!r} does not exist") from None
-    except ValueError as exc:  # pickled content is refused by allow_pickle=False
-        raise StatsError(f"stats file {name!r} cannot be read without pickle ({exc}); rebuild it with "
-                         "`genmetrics stats`") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise StatsError(f"stats file {name!r} is not a valid .npz file ({exc})") from None
+    except Exception as exc:  # OSError, BadZipFile, EOFError, NotImplementedError (zip version), TokenError, ...
+        if isinstance(exc, ValueError) and "pickle" in str(exc):  # refused by allow_pickle=False, never executed
+            raise StatsError(f"stats file {name!r} cannot be read without pickle ({exc}); rebuild it with "
+                             "`genmetrics stats`") from None
+        raise StatsError(f"stats file {name!r} is not a valid .npz file ({type(exc).__name__}: {exc})") from None
     if not isinstance(arrays, dict) or not {"mu", "sigma"} <= arrays.keys():
         raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted(arrays)})")
     if "meta" not in arrays:
@@ -70,8 +77,8 @@ def load_stats(path: str | os.PathLike) -> Stats:
         meta = json.loads(str(arrays["meta"]))
         extractor = ExtractorSpec(**meta["extractor"])
         n = int(meta["n"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StatsError(f"stats file {name!r} has malformed metadata ({exc})") from None
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        raise StatsError(f"stats file {name!r} has malformed metadata ({type(exc).__name__}: {exc})") from None
     mu, sigma = arrays["mu"], arrays["sigma"]
     dim = extractor.dim
     if mu.shape != (dim,) or sigma.shape != (dim, dim):

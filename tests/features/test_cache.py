@@ -13,7 +13,7 @@ from PIL import Image
 
 import genmetrics
 from cli.main import cli
-from genmetrics.errors import DecodeError
+from genmetrics.errors import DecodeError, WeightsError
 from genmetrics.features import cache as cache_module
 from genmetrics.features.cache import FeatureCache, cache_usage, spec_digest
 from genmetrics.features.extract import FeatureSet, extract_features
@@ -228,3 +228,14 @@ def test_cache_info_and_clear(folder, cache_root):
     assert missing.exit_code == 2 and "no cache spec folders match 'nothex'" in missing.stderr
     assert "removed 8 entries" in run("cache", "clear").stdout
     assert entries(cache_root) == [] and (cache_root / "keep.txt").exists()
+
+
+def test_nan_features_name_the_file_and_are_not_cached(folder, cache_root, monkeypatch):
+    """Regression: NaN/inf network outputs (broken weights, overflow at reduced precision) were stored in the cache
+    before the statistics refused them, with a message naming no file."""
+    forward = TinyExtractor.forward
+    monkeypatch.setattr(TinyExtractor, "forward", lambda self, batch: {**forward(self, batch),
+                                                                        "logits": torch.full((len(batch), 4), np.inf)})
+    with pytest.raises(WeightsError, match=r"NaN/inf logits for 'img_0000\.png'.*--precision fp32"):
+        extract(folder, TinyExtractor(), cache_root)
+    assert entries(cache_root) == []

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from genmetrics.errors import WeightsError
 from genmetrics.features import weights
 from genmetrics.features.weights import FID_HELPER_SHA256, INCEPTION_WEIGHTS_ENV, resolve_inception_weights
+from tests.helpers import with_zip_extract_version
 
 
 def test_default_is_the_installed_fid_helper_file_with_verified_sha(monkeypatch):
@@ -42,3 +44,12 @@ def test_a_file_that_is_not_a_torch_archive_is_refused(tmp_path):
     junk.write_text("not weights")
     with pytest.raises(WeightsError, match="not a torch file"):
         resolve_inception_weights(junk)
+
+
+def test_a_torch_archive_of_an_unsupported_zip_version_is_refused(tmp_path):
+    """Regression: zipfile's NotImplementedError escaped from the archive check as a traceback."""
+    path = tmp_path / "weights.pth"
+    torch.save({"w": torch.zeros(2)}, path)
+    path.write_bytes(with_zip_extract_version(path.read_bytes()))
+    with pytest.raises(WeightsError, match=r"weights\.pth.*not a torch file.*NotImplementedError"):
+        resolve_inception_weights(path)

@@ -22,6 +22,7 @@ from PIL import Image
 from genmetrics.errors import ConfigError, DecodeError, InputError
 from genmetrics.io import images
 from genmetrics.io.images import IMAGE_EXTENSIONS, ImageSource, open_source, to_rgb_uint8
+from tests.helpers import with_zip_extract_version
 
 
 def _rgb(seed: int, h: int = 8, w: int = 6) -> np.ndarray:
@@ -86,8 +87,8 @@ def test_empty_folder_is_input_error(tmp_path):
 def test_folder_without_images_names_what_it_saw(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / "b.txt").write_text("x")
-    (tmp_path / "c.gif").write_bytes(b"GIF89a")
-    with pytest.raises(InputError, match=r"found 3 other files: 2 \.txt, 1 \.gif\).*\.jpeg.*\.tiff"):
+    (tmp_path / "c.svg").write_bytes(b"<svg/>")
+    with pytest.raises(InputError, match=r"found 3 other files: 2 \.txt, 1 \.svg\).*\.jpeg.*\.tiff"):
         open_source(tmp_path)
 
 
@@ -209,7 +210,7 @@ def test_symlink_loops_do_not_hang(tmp_path):
     assert not thread.is_alive(), "listing a folder with a symlink loop hangs"
     src = result[0]
     assert [src.name(i) for i in range(len(src))] == ["self.png", "sub/a.png"]
-    with pytest.raises(DecodeError, match=r"self\.png"):
+    with pytest.raises(DecodeError, match=r"self\.png.*symbolic link loop"):
         src.load(0)
 
 
@@ -449,6 +450,32 @@ def test_corrupt_array_files(tmp_path):
         open_source(tmp_path / "junk.npz")
 
 
+@pytest.mark.parametrize("header", [
+    "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4, 3 }",  # tokenize.TokenError in numpy
+    "{'descr': '|u1', b'fortran_order': False, 'shape': (2, 4, 4, 3), }",  # TypeError sorting the keys
+])
+def test_malformed_npy_headers_are_input_errors(tmp_path, header):
+    """Regression: numpy's header parser let TokenError and TypeError escape as tracebacks."""
+    padded = header.encode("latin1").ljust(118) + b"\n"
+    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(padded).to_bytes(2, "little") + padded
+                                       + bytes(96))
+    with pytest.raises(InputError, match=r"cannot read .*bad\.npy.*complete \.npy/\.npz"):
+        open_source(tmp_path / "bad.npy")
+
+
+def test_zip_of_an_unsupported_version_is_an_input_error(tmp_path):
+    """Regression: zipfile's NotImplementedError (unknown extract version) escaped from .zip and .npz sources."""
+    buffer = io.BytesIO()
+    np.savez(buffer, images=np.zeros((2, 4, 4, 3), np.uint8))
+    (tmp_path / "v.npz").write_bytes(with_zip_extract_version(buffer.getvalue()))
+    with pytest.raises(InputError, match=r"v\.npz.*NotImplementedError"):
+        open_source(tmp_path / "v.npz")
+    _make_zip(tmp_path / "plain.zip", {"a.png": _png_bytes(_rgb(0))})
+    (tmp_path / "v.zip").write_bytes(with_zip_extract_version((tmp_path / "plain.zip").read_bytes()))
+    with pytest.raises(InputError, match=r"cannot open zip file .*v\.zip.*NotImplementedError"):
+        open_source(tmp_path / "v.zip")
+
+
 # --- zip -----------------------------------------------------------------------------------------
 
 
@@ -625,5 +652,22 @@ def test_npy_rewritten_with_another_shape_is_detected_on_reload(tmp_path):
         copy.load(0)
 
 
+def test_gif_files_are_listed(tmp_path):
+    """Regression: GIF content was decoded, but files named .gif were not listed from folders and zips."""
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "a.GIF")
+    src = open_source(tmp_path)
+    assert [src.name(0)] == ["a.GIF"] and len(src) == 1
+    np.testing.assert_array_equal(src.load(0), np.full((4, 4, 3), (1, 2, 3), np.uint8))
+
+
 def test_image_extensions_constant():
-    assert IMAGE_EXTENSIONS == (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+    assert IMAGE_EXTENSIONS == (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def test_printable_shows_the_bytes_of_non_utf8_names():
+    """Regression: a non-UTF-8 file name (surrogate escapes) crashed the table output with UnicodeEncodeError."""
+    name = os.fsdecode(b"caf\xe9/\xff.png")
+    assert images.printable(name) == "caf\\xe9/\\xff.png"
+    assert images.printable("café/日本.png") == "café/日本.png"
+    assert images.printable("\ud800") == "\\ud800"
+    assert images.printable(name).encode("utf-8")

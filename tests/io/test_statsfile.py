@@ -9,7 +9,9 @@ import pytest
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import InputError, StatsError
+from genmetrics.evaluate import _is_stats_file
 from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
+from tests.helpers import with_zip_extract_version
 
 SPEC = ExtractorSpec(name="toy", weights_sha256="ab" * 32, resize="tf1", image_size=299, dim=4)
 
@@ -70,6 +72,20 @@ def test_not_an_npz_and_missing_file(tmp_path):
         load_stats(tmp_path / "missing.npz")
 
 
+def test_unsupported_zip_version_and_bad_metadata_are_stats_errors(tmp_path):
+    """Regression: zipfile's NotImplementedError and int(inf) in the metadata escaped as tracebacks."""
+    path = tmp_path / "s.npz"
+    save_stats(path, make_stats())
+    (tmp_path / "v.npz").write_bytes(with_zip_extract_version(path.read_bytes()))
+    with pytest.raises(StatsError, match=r"v\.npz.*not a valid .npz.*NotImplementedError"):
+        load_stats(tmp_path / "v.npz")
+    assert not _is_stats_file(tmp_path / "v.npz")  # then read as an image array, an InputError
+    np.savez(tmp_path / "inf.npz", mu=np.zeros(4), sigma=np.eye(4),
+             meta=np.array(json.dumps({"n": float("inf"), "extractor": SPEC.to_dict()})))
+    with pytest.raises(StatsError, match=r"inf\.npz.*malformed metadata"):
+        load_stats(tmp_path / "inf.npz")
+
+
 def test_incompatible_specs_name_every_difference():
     other = dataclasses.replace(SPEC, resize="clean", dim=8)
     with pytest.raises(StatsError, match="resize 'clean' vs 'tf1'; dim 8 vs 4"):
@@ -84,7 +100,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", explode)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match=r"cannot write .*s\.npz.*disk full"):
         save_stats(path, make_stats())
     assert list(tmp_path.iterdir()) == []
 
