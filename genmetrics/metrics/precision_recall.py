@@ -39,6 +39,7 @@ from genmetrics.stats import as_features, check_same_dim
 DEFAULT_BLOCK_SIZE = 2048
 _MARGIN = 8  # candidates kept per row beyond the largest k
 _CHUNK = 1024  # rows per preparation chunk and pairs per exact recomputation batch
+_MIN_DIAGONAL = 256  # diagonal within-set tiles are halved down to this size
 _FLOAT32_MAX_NORM_SQ = 2.0 ** 100  # larger features are tiled in fp64, so that float32 cannot overflow
 _MAX_ABS = 2.0 ** 500  # larger feature values would overflow the fp64 squared distances
 
@@ -187,6 +188,29 @@ def _blocks(n: int, size: int) -> Iterator[slice]:
     return (slice(i, min(i + size, n)) for i in range(0, n, size))
 
 
+def _pair_tiles(n: int, size: int) -> Iterator[tuple[slice, slice]]:
+    """Tiles (rows, cols), rows.start <= cols.start, holding every unordered pair of range(n) once: first the
+    diagonal blocks of ``size``, halved (``_diagonal_tiles``), then the off-diagonal tiles grouped by cols."""
+    for block in _blocks(n, size):
+        yield from _diagonal_tiles(block)
+    for cols in _blocks(n, size):
+        yield from ((rows, cols) for rows in _blocks(cols.start, size))
+
+
+def _diagonal_tiles(block: slice) -> Iterator[tuple[slice, slice]]:
+    """Tiles holding every unordered pair of ``block`` once. A diagonal tile computes its pairs twice, so the
+    block is halved down to _MIN_DIAGONAL (n * size / 2 pairs computed twice become n * _MIN_DIAGONAL / 2),
+    and each row's first tile is a small one, cheap to take candidates from."""
+    if block.stop - block.start <= _MIN_DIAGONAL:
+        yield block, block
+        return
+    middle = (block.start + block.stop + 1) // 2
+    first, second = slice(block.start, middle), slice(middle, block.stop)
+    yield from _diagonal_tiles(first)
+    yield from _diagonal_tiles(second)
+    yield first, second
+
+
 def _hits(h: np.ndarray, limits: np.ndarray, owner_axis: int, scratch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(owner, other) indices of the entries of tile ``h`` (rows, cols) that are <= their owner's limit, the
     owners lying along ``owner_axis`` (0: rows, 1: columns); ``scratch``: a boolean array shaped like h."""
@@ -283,15 +307,18 @@ def _knn_radii_sq(tiles: _Tiles, ks: list[int], bound: _ErrorBound, block_size: 
     keep = min(max(ks) + _MARGIN, n - 1)
     best_h = np.full((n, keep), np.inf, dtype=tiles.left.numpy().dtype)
     best_j = np.zeros((n, keep), dtype=np.int64)
-    for cols in _blocks(n, block_size):
-        right = work.right(tiles, cols)
-        for rows in _blocks(cols.stop, block_size):  # rows.start <= cols.start: each pair once
-            h = work.product(tiles.left[rows], right)
-            if rows == cols:
-                np.fill_diagonal(h, np.inf)
-            _offer(best_h[rows], best_j[rows], h, 0, cols.start, work.mask(h.shape))
-            if rows != cols:
-                _offer(best_h[cols], best_j[cols], h, 1, rows.start, work.mask(h.shape))
+    block = -1
+    for rows, cols in _pair_tiles(n, block_size):
+        if cols.start // block_size != block:  # a new column block: sub-blocks of it slice its operand
+            block = cols.start // block_size
+            right = work.right(tiles, slice(block * block_size, min(n, (block + 1) * block_size)))
+        offset = block * block_size
+        h = work.product(tiles.left[rows], right[cols.start - offset:cols.stop - offset])
+        if rows == cols:
+            np.fill_diagonal(h, np.inf)
+        _offer(best_h[rows], best_j[rows], h, 0, cols.start, work.mask(h.shape))
+        if rows != cols:
+            _offer(best_h[cols], best_j[cols], h, 1, rows.start, work.mask(h.shape))
     return _radii_from_candidates(tiles, ks, best_h, best_j, bound, block_size, work)
 
 
