@@ -40,6 +40,8 @@ DEFAULT_BLOCK_SIZE = 2048
 _MARGIN = 8  # candidates kept per row beyond the largest k
 _CHUNK = 1024  # rows per preparation chunk and pairs per exact recomputation batch
 _MIN_DIAGONAL = 256  # diagonal within-set tiles are halved down to this size
+_RESCAN_ROWS = 256  # rows rescanned together (their candidates are held at once)
+_MAX_BORDER = 1 << 20  # border pairs held before they are resolved
 _FLOAT32_MAX_NORM_SQ = 2.0 ** 100  # larger features are tiled in fp64, so that float32 cannot overflow
 _MAX_ABS = 2.0 ** 500  # larger feature values would overflow the fp64 squared distances
 
@@ -151,6 +153,7 @@ class _BallTest:
         self.other_hit = np.zeros(len(others), dtype=bool)  # the sample is inside at least one ball
         self.inside = 0  # (owner, other) pairs with the other sample inside the owner's ball
         self._border: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending = 0
 
     def scan(self, h: np.ndarray, owners: slice, others: slice, owner_axis: int, work: _Workspace) -> None:
         """Decide the pairs of tile ``h`` ~= D / 2 whose owners lie along ``owner_axis`` (0: rows, 1: columns),
@@ -163,14 +166,19 @@ class _BallTest:
         o, x = o + owners.start, x + others.start
         self._mark(o[sure], x[sure])
         self._border.append((o[~sure], x[~sure]))
+        self._pending += len(o) - int(sure.sum())
+        if self._pending > _MAX_BORDER:
+            self.resolve()
 
     def resolve(self) -> None:
-        """Decide the border pairs on exact distances."""
+        """Decide the border pairs held so far on exact distances."""
+        if not self._border:
+            return
         o = np.concatenate([pair[0] for pair in self._border])
         x = np.concatenate([pair[1] for pair in self._border])
         inside = _exact_sq_dist(self.owners.exact, self.others.exact, o, x) <= self.radii_sq[o]
         self._mark(o[inside], x[inside])
-        self._border = []
+        self._border, self._pending = [], 0
 
     @property
     def density(self) -> float:
@@ -328,10 +336,11 @@ def _radii_from_candidates(tiles: _Tiles, ks: list[int], kept_h: np.ndarray, kep
 
     [lower, upper] = h -/+ err holds each kept sample's D / 2, so the radius / 2 lies between the k-th
     smallest lower and upper bounds. A dropped sample has h >= the largest kept h; when even its lowest
-    possible bound exceeds the largest k's upper limit, the kept samples hold every neighbour within the
-    radii (else the row is rescanned). Samples whose upper bound is below the k-th lower bound are surely
-    nearer and only counted; the radius is then the (k - count)-th smallest exact D of the samples whose
-    bounds reach the k-th upper bound, usually a single one.
+    possible bound exceeds the largest k's upper limit, the row is complete: its kept samples hold every
+    neighbour within the radii. There, samples whose upper bound is below the k-th lower bound are surely
+    nearer and only counted; the radius is the (k - count)-th smallest exact D of the samples whose bounds
+    reach the k-th upper bound, usually a single one. An incomplete row (a cluster within the bound) gets
+    exact D for all its kept samples: k exact zeros (duplicates) make its radius 0, else it is rescanned.
     """
     n, keep = kept_h.shape
     h = kept_h.astype(np.float64)
@@ -346,38 +355,49 @@ def _radii_from_candidates(tiles: _Tiles, ks: list[int], kept_h: np.ndarray, kep
     dropped_lower = (h.max(axis=1) - bound.half(tiles.norm_sq, tiles.norm_sq.max()) if keep < n - 1
                      else np.full(n, np.inf))
     complete = limit < dropped_lower
-    rows, slots = np.nonzero(np.logical_or.reduce(list(ambiguous.values())) & complete[:, None])
-    rescan = np.flatnonzero(~complete)
-    more_rows, more_cols = _rescan(tiles, rescan, limit[rescan], bound, block_size, work)
-    all_rows = np.concatenate([rows, more_rows])
-    dist = _exact_sq_dist(tiles.exact, tiles.exact, all_rows, np.concatenate([kept_j[rows, slots], more_cols]))
+    rows, slots = np.nonzero(np.logical_or.reduce(list(ambiguous.values())) | ~complete[:, None])
+    dist = _exact_sq_dist(tiles.exact, tiles.exact, rows, kept_j[rows, slots])
+    zeros = np.bincount(rows[dist == 0], minlength=n)
+    rescan = np.flatnonzero(~complete & (zeros < max(ks)))
+    rescanned = _rescan(tiles, rescan, limit[rescan], ks, bound, block_size, work)
     radii = {}
     for k in ks:
-        use = np.concatenate([ambiguous[k][rows, slots], np.ones(len(more_rows), dtype=bool)])
-        radii[k] = _kth_smallest_per_row(all_rows[use], dist[use], np.where(complete, kth[k], k))
+        done = np.flatnonzero(complete | (zeros >= k))
+        use = np.where(complete[rows], ambiguous[k][rows, slots], zeros[rows] >= k)
+        radii[k] = np.empty(n)
+        radii[k][done] = _kth_smallest_per_row(rows[use], dist[use], np.where(complete, kth[k], k)[done], done)
+        radii[k][rescan] = rescanned[k]
     return radii
 
 
-def _rescan(tiles: _Tiles, rows: np.ndarray, limit: np.ndarray, bound: _ErrorBound, block_size: int,
-            work: _Workspace) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (row, col), col != row, of the given ``rows`` whose lower bound of D / 2 is <= the row's ``limit``."""
-    found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for part in _blocks(len(rows), block_size):
-        left = tiles.left[torch.from_numpy(rows[part])]
+def _rescan(tiles: _Tiles, rows: np.ndarray, limit: np.ndarray, ks: list[int], bound: _ErrorBound,
+            block_size: int, work: _Workspace) -> dict[int, np.ndarray]:
+    """Exact radii {k: (len(rows),)} of the sorted ``rows`` from all their samples whose lower bound of D / 2
+    is <= the row's ``limit`` (an upper bound of its largest radius / 2)."""
+    radii = {k: np.empty(len(rows)) for k in ks}
+    for part in _blocks(len(rows), min(_RESCAN_ROWS, block_size)):
+        owners = rows[part]
+        left = tiles.left[torch.from_numpy(owners)]
+        found_rows, found_cols = [], []
         for cols in _blocks(len(tiles), block_size):
             h = work.product(left, work.right(tiles, cols)).astype(np.float64)
-            lower = h - bound.half(tiles.norm_sq[rows[part], None], tiles.norm_sq[None, cols])
+            lower = h - bound.half(tiles.norm_sq[owners, None], tiles.norm_sq[None, cols])
             r, c = np.nonzero(lower <= limit[part, None])
-            r, c = rows[part][r], c + cols.start
+            r, c = owners[r], c + cols.start
             found_rows.append(r[r != c])
             found_cols.append(c[r != c])
-    return np.concatenate(found_rows), np.concatenate(found_cols)
+        r, c = np.concatenate(found_rows), np.concatenate(found_cols)
+        dist = _exact_sq_dist(tiles.exact, tiles.exact, r, c)
+        for k in ks:
+            radii[k][part] = _kth_smallest_per_row(r, dist, np.full(len(owners), k), owners)
+    return radii
 
 
-def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray) -> np.ndarray:
-    """Per row i of range(n), the kth[i]-th smallest of ``values`` (p,) at the positions where ``rows`` (p,) is i."""
+def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """For each of the sorted row indices ``owners``, the kth-th smallest of ``values`` (p,) where ``rows`` (p,)
+    equals it (each owner has at least kth)."""
     order = np.lexsort((values, rows))
-    starts = np.searchsorted(rows[order], np.arange(len(kth)))
+    starts = np.searchsorted(rows[order], owners)
     return values[order][starts + kth - 1]
 
 
