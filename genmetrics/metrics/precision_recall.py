@@ -11,14 +11,16 @@ evaluation of D on all pairs gives, whatever ``block_size``.
 Speed without giving up exactness. Tiles of h ~= D/2 come from one float32 GEMM each, on copies centred on
 the common mean and augmented so that [x, |x|^2/2, 1] . [-y, 1, |y|^2/2] = |x - y|^2 / 2. ``_ErrorBound``
 is a rigorous bound |2 h - D| <= c (|x|^2 + |y|^2) + eta (centred float32 norms) covering every rounding:
-the GEMM of width p (any summation order: 2 gamma_p), inputs and norm column rounded to float32, the fp64
-centring and the fp64 evaluation of D itself. A pair whose h lies outside that band around a threshold is
+the GEMM of width p (any summation order: 2 gamma_p), the centred inputs and the norm column rounded to
+float32, the fp64 norms and the fp64 evaluation of D itself (features too large for float32 are tiled in
+fp64 with the same bound in fp64's unit). A pair whose h lies outside that band around a threshold is
 decided from the tile; the few inside it (border pairs) are recomputed exactly in fp64. Radii: each row
 keeps its ``k + _MARGIN`` smallest h with their indices; when no dropped sample can come within the k-th
 smallest upper bound, the kept candidates whose lower bound reaches it hold every neighbour inside the
-radius, and the k-th smallest of their exact D is the radius; rows where that check fails (clusters of
-near-duplicates) rescan their row against the bound. Each within-set pair is computed once (symmetric
-tiles) and one pass over the cross tiles serves precision, recall, density and coverage.
+radius, and the k-th smallest of their exact D is the radius; where that check fails (clusters within
+the bound), k exact zeros among the kept (duplicates) give radius 0 and other rows are rescanned. Each
+within-set pair is computed once (symmetric tiles, diagonal ones halved) and one pass over the cross
+tiles serves precision, recall, density and coverage (``manifold_metrics`` shares it between them).
 
 Memory: the validated inputs (float32 stays float32), one augmented float32 copy of each set and
 ``block_size`` x ``block_size`` tiles; never n x m. Fractions are exact counts / n; torch-fidelity returns
