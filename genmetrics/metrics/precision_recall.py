@@ -288,10 +288,9 @@ def _offer(kept_h: np.ndarray, kept_j: np.ndarray, h: np.ndarray, owner_axis: in
     """
     keep = kept_h.shape[1]
     worst = kept_h.max(axis=1)
-    if np.isinf(worst).all():  # the owners' first tile: bound their keep-th smallest by that of a sample
-        sample = h[:, :64 * keep] if owner_axis == 0 else h[:64 * keep].T
-        if sample.shape[1] >= keep:
-            worst = np.partition(sample, keep - 1, axis=1)[:, keep - 1]
+    if np.isinf(worst).all() and h.shape[1 - owner_axis] >= keep:
+        # The owners' first tile (a small diagonal one): its keep-th smallest bounds theirs.
+        worst = np.partition(h if owner_axis == 0 else h.T, keep - 1, axis=1)[:, keep - 1]
     owner, other = _hits(h, worst, owner_axis, scratch)
     if len(owner) == 0:
         return
