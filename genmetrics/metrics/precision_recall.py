@@ -11,14 +11,16 @@ evaluation of D on all pairs gives, whatever ``block_size``.
 Speed without giving up exactness. Tiles of h ~= D/2 come from one float32 GEMM each, on copies centred on
 the common mean and augmented so that [x, |x|^2/2, 1] . [-y, 1, |y|^2/2] = |x - y|^2 / 2. ``_ErrorBound``
 is a rigorous bound |2 h - D| <= c (|x|^2 + |y|^2) + eta (centred float32 norms) covering every rounding:
-the GEMM of width p (any summation order: 2 gamma_p), inputs and norm column rounded to float32, the fp64
-centring and the fp64 evaluation of D itself. A pair whose h lies outside that band around a threshold is
+the GEMM of width p (any summation order: 2 gamma_p), the centred inputs and the norm column rounded to
+float32, the fp64 norms and the fp64 evaluation of D itself (features too large for float32 are tiled in
+fp64 with the same bound in fp64's unit). A pair whose h lies outside that band around a threshold is
 decided from the tile; the few inside it (border pairs) are recomputed exactly in fp64. Radii: each row
 keeps its ``k + _MARGIN`` smallest h with their indices; when no dropped sample can come within the k-th
 smallest upper bound, the kept candidates whose lower bound reaches it hold every neighbour inside the
-radius, and the k-th smallest of their exact D is the radius; rows where that check fails (clusters of
-near-duplicates) rescan their row against the bound. Each within-set pair is computed once (symmetric
-tiles) and one pass over the cross tiles serves precision, recall, density and coverage.
+radius, and the k-th smallest of their exact D is the radius; where that check fails (clusters within
+the bound), k exact zeros among the kept (duplicates) give radius 0 and other rows are rescanned. Each
+within-set pair is computed once (symmetric tiles, diagonal ones halved) and one pass over the cross
+tiles serves precision, recall, density and coverage (``manifold_metrics`` shares it between them).
 
 Memory: the validated inputs (float32 stays float32), one augmented float32 copy of each set and
 ``block_size`` x ``block_size`` tiles; never n x m. Fractions are exact counts / n; torch-fidelity returns
@@ -39,6 +41,9 @@ from genmetrics.stats import as_features, check_same_dim
 DEFAULT_BLOCK_SIZE = 2048
 _MARGIN = 8  # candidates kept per row beyond the largest k
 _CHUNK = 1024  # rows per preparation chunk and pairs per exact recomputation batch
+_MIN_DIAGONAL = 256  # diagonal within-set tiles are halved down to this size
+_RESCAN_ROWS = 256  # rows rescanned together (their candidates are held at once)
+_MAX_BORDER = 1 << 20  # border pairs held before they are resolved
 _FLOAT32_MAX_NORM_SQ = 2.0 ** 100  # larger features are tiled in fp64, so that float32 cannot overflow
 _MAX_ABS = 2.0 ** 500  # larger feature values would overflow the fp64 squared distances
 
@@ -150,6 +155,7 @@ class _BallTest:
         self.other_hit = np.zeros(len(others), dtype=bool)  # the sample is inside at least one ball
         self.inside = 0  # (owner, other) pairs with the other sample inside the owner's ball
         self._border: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending = 0
 
     def scan(self, h: np.ndarray, owners: slice, others: slice, owner_axis: int, work: _Workspace) -> None:
         """Decide the pairs of tile ``h`` ~= D / 2 whose owners lie along ``owner_axis`` (0: rows, 1: columns),
@@ -162,14 +168,19 @@ class _BallTest:
         o, x = o + owners.start, x + others.start
         self._mark(o[sure], x[sure])
         self._border.append((o[~sure], x[~sure]))
+        self._pending += len(o) - int(sure.sum())
+        if self._pending > _MAX_BORDER:
+            self.resolve()
 
     def resolve(self) -> None:
-        """Decide the border pairs on exact distances."""
+        """Decide the border pairs held so far on exact distances."""
+        if not self._border:
+            return
         o = np.concatenate([pair[0] for pair in self._border])
         x = np.concatenate([pair[1] for pair in self._border])
         inside = _exact_sq_dist(self.owners.exact, self.others.exact, o, x) <= self.radii_sq[o]
         self._mark(o[inside], x[inside])
-        self._border = []
+        self._border, self._pending = [], 0
 
     @property
     def density(self) -> float:
@@ -185,6 +196,29 @@ class _BallTest:
 def _blocks(n: int, size: int) -> Iterator[slice]:
     """Consecutive slices of at most ``size`` covering range(n)."""
     return (slice(i, min(i + size, n)) for i in range(0, n, size))
+
+
+def _pair_tiles(n: int, size: int) -> Iterator[tuple[slice, slice]]:
+    """Tiles (rows, cols), rows.start <= cols.start, holding every unordered pair of range(n) once: first the
+    diagonal blocks of ``size``, halved (``_diagonal_tiles``), then the off-diagonal tiles grouped by cols."""
+    for block in _blocks(n, size):
+        yield from _diagonal_tiles(block)
+    for cols in _blocks(n, size):
+        yield from ((rows, cols) for rows in _blocks(cols.start, size))
+
+
+def _diagonal_tiles(block: slice) -> Iterator[tuple[slice, slice]]:
+    """Tiles holding every unordered pair of ``block`` once. A diagonal tile computes its pairs twice, so the
+    block is halved down to _MIN_DIAGONAL (n * size / 2 pairs computed twice become n * _MIN_DIAGONAL / 2),
+    and each row's first tile is a small one, cheap to take candidates from."""
+    if block.stop - block.start <= _MIN_DIAGONAL:
+        yield block, block
+        return
+    middle = (block.start + block.stop + 1) // 2
+    first, second = slice(block.start, middle), slice(middle, block.stop)
+    yield from _diagonal_tiles(first)
+    yield from _diagonal_tiles(second)
+    yield first, second
 
 
 def _hits(h: np.ndarray, limits: np.ndarray, owner_axis: int, scratch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -254,10 +288,9 @@ def _offer(kept_h: np.ndarray, kept_j: np.ndarray, h: np.ndarray, owner_axis: in
     """
     keep = kept_h.shape[1]
     worst = kept_h.max(axis=1)
-    if np.isinf(worst).all():  # the owners' first tile: bound their keep-th smallest by that of a sample
-        sample = h[:, :64 * keep] if owner_axis == 0 else h[:64 * keep].T
-        if sample.shape[1] >= keep:
-            worst = np.partition(sample, keep - 1, axis=1)[:, keep - 1]
+    if np.isinf(worst).all() and h.shape[1 - owner_axis] >= keep:
+        # The owners' first tile (a small diagonal one): its keep-th smallest bounds theirs.
+        worst = np.partition(h if owner_axis == 0 else h.T, keep - 1, axis=1)[:, keep - 1]
     owner, other = _hits(h, worst, owner_axis, scratch)
     if len(owner) == 0:
         return
@@ -283,15 +316,18 @@ def _knn_radii_sq(tiles: _Tiles, ks: list[int], bound: _ErrorBound, block_size: 
     keep = min(max(ks) + _MARGIN, n - 1)
     best_h = np.full((n, keep), np.inf, dtype=tiles.left.numpy().dtype)
     best_j = np.zeros((n, keep), dtype=np.int64)
-    for cols in _blocks(n, block_size):
-        right = work.right(tiles, cols)
-        for rows in _blocks(cols.stop, block_size):  # rows.start <= cols.start: each pair once
-            h = work.product(tiles.left[rows], right)
-            if rows == cols:
-                np.fill_diagonal(h, np.inf)
-            _offer(best_h[rows], best_j[rows], h, 0, cols.start, work.mask(h.shape))
-            if rows != cols:
-                _offer(best_h[cols], best_j[cols], h, 1, rows.start, work.mask(h.shape))
+    block = -1
+    for rows, cols in _pair_tiles(n, block_size):
+        if cols.start // block_size != block:  # a new column block: sub-blocks of it slice its operand
+            block = cols.start // block_size
+            right = work.right(tiles, slice(block * block_size, min(n, (block + 1) * block_size)))
+        offset = block * block_size
+        h = work.product(tiles.left[rows], right[cols.start - offset:cols.stop - offset])
+        if rows == cols:
+            np.fill_diagonal(h, np.inf)
+        _offer(best_h[rows], best_j[rows], h, 0, cols.start, work.mask(h.shape))
+        if rows != cols:
+            _offer(best_h[cols], best_j[cols], h, 1, rows.start, work.mask(h.shape))
     return _radii_from_candidates(tiles, ks, best_h, best_j, bound, block_size, work)
 
 
@@ -301,10 +337,11 @@ def _radii_from_candidates(tiles: _Tiles, ks: list[int], kept_h: np.ndarray, kep
 
     [lower, upper] = h -/+ err holds each kept sample's D / 2, so the radius / 2 lies between the k-th
     smallest lower and upper bounds. A dropped sample has h >= the largest kept h; when even its lowest
-    possible bound exceeds the largest k's upper limit, the kept samples hold every neighbour within the
-    radii (else the row is rescanned). Samples whose upper bound is below the k-th lower bound are surely
-    nearer and only counted; the radius is then the (k - count)-th smallest exact D of the samples whose
-    bounds reach the k-th upper bound, usually a single one.
+    possible bound exceeds the largest k's upper limit, the row is complete: its kept samples hold every
+    neighbour within the radii. There, samples whose upper bound is below the k-th lower bound are surely
+    nearer and only counted; the radius is the (k - count)-th smallest exact D of the samples whose bounds
+    reach the k-th upper bound, usually a single one. An incomplete row (a cluster within the bound) gets
+    exact D for all its kept samples: k exact zeros (duplicates) make its radius 0, else it is rescanned.
     """
     n, keep = kept_h.shape
     h = kept_h.astype(np.float64)
@@ -319,38 +356,49 @@ def _radii_from_candidates(tiles: _Tiles, ks: list[int], kept_h: np.ndarray, kep
     dropped_lower = (h.max(axis=1) - bound.half(tiles.norm_sq, tiles.norm_sq.max()) if keep < n - 1
                      else np.full(n, np.inf))
     complete = limit < dropped_lower
-    rows, slots = np.nonzero(np.logical_or.reduce(list(ambiguous.values())) & complete[:, None])
-    rescan = np.flatnonzero(~complete)
-    more_rows, more_cols = _rescan(tiles, rescan, limit[rescan], bound, block_size, work)
-    all_rows = np.concatenate([rows, more_rows])
-    dist = _exact_sq_dist(tiles.exact, tiles.exact, all_rows, np.concatenate([kept_j[rows, slots], more_cols]))
+    rows, slots = np.nonzero(np.logical_or.reduce(list(ambiguous.values())) | ~complete[:, None])
+    dist = _exact_sq_dist(tiles.exact, tiles.exact, rows, kept_j[rows, slots])
+    zeros = np.bincount(rows[dist == 0], minlength=n)
+    rescan = np.flatnonzero(~complete & (zeros < max(ks)))
+    rescanned = _rescan(tiles, rescan, limit[rescan], ks, bound, block_size, work)
     radii = {}
     for k in ks:
-        use = np.concatenate([ambiguous[k][rows, slots], np.ones(len(more_rows), dtype=bool)])
-        radii[k] = _kth_smallest_per_row(all_rows[use], dist[use], np.where(complete, kth[k], k))
+        done = np.flatnonzero(complete | (zeros >= k))
+        use = np.where(complete[rows], ambiguous[k][rows, slots], zeros[rows] >= k)
+        radii[k] = np.empty(n)
+        radii[k][done] = _kth_smallest_per_row(rows[use], dist[use], np.where(complete, kth[k], k)[done], done)
+        radii[k][rescan] = rescanned[k]
     return radii
 
 
-def _rescan(tiles: _Tiles, rows: np.ndarray, limit: np.ndarray, bound: _ErrorBound, block_size: int,
-            work: _Workspace) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (row, col), col != row, of the given ``rows`` whose lower bound of D / 2 is <= the row's ``limit``."""
-    found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for part in _blocks(len(rows), block_size):
-        left = tiles.left[torch.from_numpy(rows[part])]
+def _rescan(tiles: _Tiles, rows: np.ndarray, limit: np.ndarray, ks: list[int], bound: _ErrorBound,
+            block_size: int, work: _Workspace) -> dict[int, np.ndarray]:
+    """Exact radii {k: (len(rows),)} of the sorted ``rows`` from all their samples whose lower bound of D / 2
+    is <= the row's ``limit`` (an upper bound of its largest radius / 2)."""
+    radii = {k: np.empty(len(rows)) for k in ks}
+    for part in _blocks(len(rows), min(_RESCAN_ROWS, block_size)):
+        owners = rows[part]
+        left = tiles.left[torch.from_numpy(owners)]
+        found_rows, found_cols = [], []
         for cols in _blocks(len(tiles), block_size):
             h = work.product(left, work.right(tiles, cols)).astype(np.float64)
-            lower = h - bound.half(tiles.norm_sq[rows[part], None], tiles.norm_sq[None, cols])
+            lower = h - bound.half(tiles.norm_sq[owners, None], tiles.norm_sq[None, cols])
             r, c = np.nonzero(lower <= limit[part, None])
-            r, c = rows[part][r], c + cols.start
+            r, c = owners[r], c + cols.start
             found_rows.append(r[r != c])
             found_cols.append(c[r != c])
-    return np.concatenate(found_rows), np.concatenate(found_cols)
+        r, c = np.concatenate(found_rows), np.concatenate(found_cols)
+        dist = _exact_sq_dist(tiles.exact, tiles.exact, r, c)
+        for k in ks:
+            radii[k][part] = _kth_smallest_per_row(r, dist, np.full(len(owners), k), owners)
+    return radii
 
 
-def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray) -> np.ndarray:
-    """Per row i of range(n), the kth[i]-th smallest of ``values`` (p,) at the positions where ``rows`` (p,) is i."""
+def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """For each of the sorted row indices ``owners``, the kth-th smallest of ``values`` (p,) where ``rows`` (p,)
+    equals it (each owner has at least kth)."""
     order = np.lexsort((values, rows))
-    starts = np.searchsorted(rows[order], np.arange(len(kth)))
+    starts = np.searchsorted(rows[order], owners)
     return values[order][starts + kth - 1]
 
 

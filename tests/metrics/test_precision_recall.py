@@ -153,8 +153,10 @@ def test_near_ties_are_decided_exactly_where_float32_cannot():
     assert _prepare(ref * 2.0 ** 60, on_edge)[0].left.dtype == torch.float64
 
 
-def test_duplicates_and_near_duplicates():
-    """Clusters below float32 resolution: zero radii, and rows whose kept float32 candidates cannot be trusted."""
+def test_duplicates_and_near_duplicates(monkeypatch):
+    """Clusters below float32 resolution: zero radii (exact duplicates), rows whose kept float32 candidates
+    cannot be trusted (rescanned), and border pairs resolved in small batches."""
+    monkeypatch.setattr("genmetrics.metrics.precision_recall._MAX_BORDER", 3)
     x = _features(120, 24, seed=7)
     rng = np.random.default_rng(8)
     near = x[1] + 1e-7 * rng.random((20, 24))  # distinct in fp64, one point in float32
