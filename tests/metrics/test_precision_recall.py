@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.distance import cdist
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from genmetrics.errors import MetricError
