@@ -1,4 +1,5 @@
-"""Rebuild the shipped statistics and demo images in data_stats/ from Debian's dataset-fashion-mnist.
+"""Rebuild the shipped statistics and demo images in data_stats/ from Debian's dataset-fashion-mnist and
+scikit-learn's digits.
 
     python data_stats/build.py            # everything listed in ENTRIES
     python data_stats/build.py NAME ...   # only these
@@ -8,6 +9,7 @@ library versions; index.json records every file's sha256.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -18,6 +20,7 @@ import numpy as np
 import genmetrics
 from genmetrics.io.atomic import atomic_write
 from genmetrics.io.idx import fashion_mnist
+from genmetrics.io.statsfile import save_stats
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,23 +40,55 @@ def build_demo_images() -> dict:
             "source": "Fashion-MNIST test images 0..299 (Debian dataset-fashion-mnist)", "n": 300}
 
 
-def build_train_2500() -> dict:
-    """Reference statistics with features of 2,500 Fashion-MNIST training images (seeded choice)."""
-    train = fashion_mnist("train")
-    index = np.sort(np.random.default_rng(0).choice(len(train), 2500, replace=False))
-    out = HERE / "fashion-mnist-train-2500.npz"
-    stats = genmetrics.compute_stats(train[index], out, features=True, batch_size=50)
-    return {"name": "fashion-mnist-train-2500", "file": out.name,
-            "source": "2,500 Fashion-MNIST training images, numpy default_rng(0) choice without replacement",
-            "n": stats.n, "extractor": stats.extractor.name, "weights_sha256": stats.extractor.weights_sha256,
-            "resize": stats.extractor.resize, "features": True}
+FEATURE_SUBSET = 10_000  # reference features kept for precision/recall and KID, float16
+
+
+def build_reference(name: str, images: np.ndarray, source: str) -> dict:
+    """Stats of all ``images`` (TF-Inception pool3, tf1 resize) plus float16 features of a seeded subset of
+    at most FEATURE_SUBSET of them, written to ``NAME.npz``; returns its index.json entry."""
+    stats = genmetrics.compute_stats(images, features=True, batch_size=50)
+    n = stats.n
+    rows = (np.arange(n) if n <= FEATURE_SUBSET
+            else np.sort(np.random.default_rng(0).choice(n, FEATURE_SUBSET, replace=False)))
+    subset = {"n": len(rows), "of": n, "dtype": "float16",
+              "rows": "all" if len(rows) == n else f"numpy default_rng(0).choice({n}, {FEATURE_SUBSET}, replace=False), sorted"}
+    stats = dataclasses.replace(stats, features=stats.features[rows].astype(np.float16),
+                                meta={**stats.meta, "source": source, "features_subset": subset})
+    out = HERE / f"{name}.npz"
+    save_stats(out, stats)
+    return {"name": name, "file": out.name, "source": source, "n": n, "extractor": stats.extractor.name,
+            "weights_sha256": stats.extractor.weights_sha256, "resize": stats.extractor.resize,
+            "image_size": stats.extractor.image_size, "precision": stats.extractor.precision,
+            "features": len(rows)}
+
+
+def digits_images() -> np.ndarray:
+    """scikit-learn's 1,797 8x8 digits as uint8 (N, 8, 8): round(v * 255 / 16); the extractor upscales them."""
+    from sklearn.datasets import load_digits
+
+    return np.round(load_digits().images * (255 / 16)).astype(np.uint8)
+
+
+def build_digits() -> dict:
+    return build_reference("digits", digits_images(),
+                           "scikit-learn load_digits(): 1,797 8x8 images, uint8 = round(v * 255 / 16)")
+
+
+def build_fashion_mnist(split: str) -> dict:
+    images = fashion_mnist(split)
+    return build_reference(f"fashion-mnist-{split}", images,
+                           f"Fashion-MNIST {split} split, all {len(images):,} images (Debian dataset-fashion-mnist)")
 
 
 # index.json section -> {name: builder}; "references" are stats files resolvable by name, "demo" the
 # generated side of `genmetrics score` without arguments.
 ENTRIES = {
     "demo": {"demo-fashion-mnist-test-300": build_demo_images},
-    "references": {"fashion-mnist-train-2500": build_train_2500},
+    "references": {
+        "digits": build_digits,
+        "fashion-mnist-test": lambda: build_fashion_mnist("test"),
+        "fashion-mnist-train": lambda: build_fashion_mnist("train"),
+    },
 }
 
 
@@ -68,10 +103,10 @@ def main(names: list[str]) -> None:
             entry = build()
             entry["sha256"] = sha256(HERE / entry["file"])
             entries[name] = entry
+            index[section] = list(entries.values())
+            with atomic_write(index_path) as handle:  # after each entry: a long build keeps what it finished
+                handle.write((json.dumps(index, indent=2) + "\n").encode())
             print(f"built {name}: {entry['file']} sha256 {entry['sha256']}", file=sys.stderr)
-        index[section] = list(entries.values())
-    with atomic_write(index_path) as handle:
-        handle.write((json.dumps(index, indent=2) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Statistics files: ``.npz`` with pytorch-fid's keys ``mu`` (D,) and ``sigma`` (D, D) in fp64, a ``meta``
 entry holding JSON (extractor spec, N, source, content hash, versions) and, optionally, ``features``
-(N, D) float32 for precision/recall and KID. Read and written without pickle; writes are atomic."""
+(M, D) float32, or float16 when stored compactly, for precision/recall and KID: all N rows, or a seeded
+subset of M rows described by ``meta["features_subset"]``. Read and written without pickle; writes are atomic."""
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ class Stats:
     n: int
     extractor: ExtractorSpec
     meta: dict  # the whole metadata record (source, content_hash, versions, ...)
-    features: np.ndarray | None = None  # (N, D) float32, when stored
+    features: np.ndarray | None = None  # (M, D) float32 (float16 kept as is when saving), M <= n, when stored
 
 
 def check_output(path: str | os.PathLike) -> None:
@@ -48,7 +49,8 @@ def save_stats(path: str | os.PathLike, stats: Stats) -> None:
         "meta": np.array(json.dumps(meta, sort_keys=True)),
     }
     if stats.features is not None:
-        arrays["features"] = np.asarray(stats.features, np.float32)
+        compact = np.asarray(stats.features).dtype == np.float16
+        arrays["features"] = np.asarray(stats.features, np.float16 if compact else np.float32)
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
 
