@@ -33,11 +33,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     from cli.cache import cache
     from cli.clipscore import clipscore
+    from cli.compare import compare
     from cli.score import score
     from cli.stats import stats
 
     cli.add_command(clipscore)
     cli.add_command(score)
+    cli.add_command(compare)
     cli.add_command(stats)
     cli.add_command(cache)
 

@@ -93,6 +93,26 @@ def parse_metrics(metrics: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     return tuple(dict.fromkeys(names))
 
 
+def check_metric_support(wanted: tuple[str, ...], extractor: str) -> None:
+    """ConfigError when a metric of ``wanted`` is undefined on the features of ``extractor``."""
+    if "cmmd" in wanted and extractor != "clip":
+        raise ConfigError(f"metric 'cmmd' is defined on CLIP embeddings but --extractor is {extractor!r}: pass "
+                          "--extractor clip (with --clip-model and --clip-weights), or drop cmmd")
+    if "is" in wanted and extractor == "clip":
+        raise ConfigError(f"metric 'is' needs Inception logits but --extractor is {extractor!r}: drop 'is' or score "
+                          "it in a separate run with --extractor inception")
+
+
+def check_logits(network: FeatureExtractor) -> None:
+    """WeightsError unless ``network`` gives classifier logits (needed by 'is')."""
+    if not network.has_logits:
+        raise WeightsError(
+            f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
+            "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
+            "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
+        )
+
+
 def _is_stats_file(ref: Any) -> bool:
     """True for a path to an .npz holding 'mu' and 'sigma' (a stats file rather than an image array)."""
     if not isinstance(ref, (str, os.PathLike)) or Path(ref).suffix != ".npz" or not Path(ref).is_file():
@@ -249,12 +269,7 @@ def score(
     if ref is None and set(wanted) - set(_WITHOUT_REFERENCE):
         raise ConfigError("a reference (REF) is needed for "
                           + ",".join(m for m in wanted if m not in _WITHOUT_REFERENCE))
-    if "cmmd" in wanted and extractor != "clip":
-        raise ConfigError(f"metric 'cmmd' is defined on CLIP embeddings but --extractor is {extractor!r}: pass "
-                          "--extractor clip (with --clip-model and --clip-weights), or drop cmmd")
-    if "is" in wanted and extractor == "clip":
-        raise ConfigError(f"metric 'is' needs Inception logits but --extractor is {extractor!r}: drop 'is' or score "
-                          "it in a separate run with --extractor inception")
+    check_metric_support(wanted, extractor)
     if "clip_score" in wanted and captions is None:
         raise ConfigError("metric 'clip_score' needs captions: pass --captions CAPTIONS (a CSV/TSV/JSONL file or a "
                           "folder of .txt files)")
@@ -271,12 +286,8 @@ def score(
         network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                                   resize=resize, precision=precision, clip_model=clip_model,
                                   clip_weights=clip_weights)
-        if "is" in wanted and not network.has_logits:
-            raise WeightsError(
-                f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
-                "default_1.pt has pool3 only); pass --inception-weights PATH to torch-fidelity's "
-                "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
-            )
+        if "is" in wanted:
+            check_logits(network)
         gen_feats = _distribution_metrics(gen_src, ref, network, options, distribution, values, parts, warnings,
                                           kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
                                           dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed,

@@ -1,4 +1,4 @@
-"""Rendering a Result: a readable table or JSON (stdout carries only these)."""
+"""Rendering a Result (table or JSON) and a Comparison (table, Markdown or JSON); stdout carries only these."""
 from __future__ import annotations
 
 import csv
@@ -6,6 +6,7 @@ import io
 import json
 import os
 
+from genmetrics.compare import Comparison
 from genmetrics.evaluate import Result
 from genmetrics.io.atomic import atomic_write
 
@@ -66,3 +67,82 @@ def write_per_sample(path: str | os.PathLike, result: Result) -> None:
     writer.writerows(rows)
     with atomic_write(path) as handle:
         handle.write(text.getvalue().encode("utf-8"))
+
+
+RULE = ("a check fails only when the whole interval of the difference (candidate - baseline) lies beyond its "
+        "allowed change")
+_ROW_LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "cmmd": "CMMD"}
+
+
+def _interval(bounds: tuple[float, float], signed: bool = False) -> str:
+    spec = "+.4g" if signed else ".4g"
+    return f"[{bounds[0]:{spec}}, {bounds[1]:{spec}}]"
+
+
+def _comparison_cells(comparison: Comparison) -> list[list[str]]:
+    """One row per metric: metric (with ↑/↓), baseline, candidate, difference, verdict."""
+    checks_of: dict[str, list] = {}
+    for check in comparison.checks:
+        checks_of.setdefault(check.metric, []).append(check)
+    cells = []
+    for row in comparison.rows:
+        low, high = row.difference_interval
+        worse = (high < 0) if row.higher_is_better else (low > 0)
+        better = (low > 0) if row.higher_is_better else (high < 0)
+        change = "worse" if worse else "better" if better else "no significant change"
+        verdicts = [f"{'FAIL' if check.failed else 'pass'} ({check.check})" for check in checks_of.get(row.metric, [])]
+        cells.append([f"{_ROW_LABELS.get(row.metric, row.metric)} {'↑' if row.higher_is_better else '↓'}",
+                      f"{row.baseline:.4g} {_interval(row.baseline_interval)}",
+                      f"{row.candidate:.4g} {_interval(row.candidate_interval)}",
+                      f"{row.difference:+.4g} {_interval(row.difference_interval, signed=True)}",
+                      "; ".join([change, *verdicts])])
+    return cells
+
+
+def _comparison_footer(comparison: Comparison) -> list[str]:
+    prov = comparison.provenance
+    extractor, boot = prov["extractor"], prov["bootstrap"]
+    ref = prov.get("reference")
+    reference = f"{ref.get('name') or ref.get('stats_file') or ref['source']} (N={ref['n']})" if ref else "none"
+    setup = (f"extractor {extractor['name']} (weights sha256 {extractor['weights_sha256'][:12]}…, resize "
+             f"{extractor['resize']} to {extractor['image_size']}, {extractor['precision']}); {boot['replicates']} "
+             f"bootstrap replicates, seed {prov['seed']}, {boot['level']:.0%} percentile intervals")
+    return [f"reference {reference}; baseline N={prov['baseline']['n']}, candidate N={prov['candidate']['n']}", setup,
+            RULE]
+
+
+_HEADER = ["metric", "baseline [95% CI]", "candidate [95% CI]", "difference [95% CI]", "verdict"]
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """Aligned plain-text table, the footer, then warnings."""
+    cells = [_HEADER, *_comparison_cells(comparison)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(_HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    status = "PASSED" if comparison.passed else "FAILED: the candidate regressed"
+    lines += ["", f"result: {status}" if comparison.checks else "result: no checks given", *_comparison_footer(comparison)]
+    lines += [f"warning: {warning}" for warning in comparison.warnings]
+    return "\n".join(lines)
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """A GitHub-flavoured Markdown report, ready to paste into a pull-request comment."""
+    if not comparison.checks:
+        title = "genmetrics compare: no checks given"
+    else:
+        title = "✅ genmetrics compare: passed" if comparison.passed else "❌ genmetrics compare: regression"
+    lines = [f"### {title}", "", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+              for row in _comparison_cells(comparison)]
+    lines += ["", *(f"<sub>{line}</sub><br>" for line in _comparison_footer(comparison))]
+    lines += [f"> ⚠️ {warning}" for warning in comparison.warnings]
+    return "\n".join(lines)
+
+
+def comparison_json(comparison: Comparison) -> str:
+    """``Comparison.to_dict()`` as indented JSON."""
+    return json.dumps(comparison.to_dict(), indent=2)
+
+
+COMPARISON_FORMATS = {"table": comparison_table, "markdown": comparison_markdown, "json": comparison_json}

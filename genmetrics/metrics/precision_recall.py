@@ -149,11 +149,13 @@ class _BallTest:
     as border pairs and decided on exact distances by ``resolve``.
     """
 
-    def __init__(self, owners: _Tiles, others: _Tiles, k: int, radii_sq: np.ndarray, bound: _ErrorBound) -> None:
+    def __init__(self, owners: _Tiles, others: _Tiles, k: int, radii_sq: np.ndarray, bound: _ErrorBound,
+                 record: bool = False) -> None:
         self.owners, self.others, self.k, self.radii_sq, self.bound = owners, others, k, radii_sq, bound
         self.owner_hit = np.zeros(len(owners), dtype=bool)  # the ball holds at least one other sample
         self.other_hit = np.zeros(len(others), dtype=bool)  # the sample is inside at least one ball
         self.inside = 0  # (owner, other) pairs with the other sample inside the owner's ball
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] | None = [] if record else None  # those pairs, recorded
         self._border: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending = 0
 
@@ -191,6 +193,14 @@ class _BallTest:
         self.owner_hit[owners] = True
         self.other_hit[others] = True
         self.inside += len(owners)
+        if self.pairs is not None:
+            self.pairs.append((owners.astype(np.int64), others.astype(np.int64)))
+
+    def recorded_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, other) index arrays of every pair with the other sample inside the owner's ball."""
+        if not self.pairs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([p[0] for p in self.pairs]), np.concatenate([p[1] for p in self.pairs])
 
 
 def _blocks(n: int, size: int) -> Iterator[slice]:
@@ -402,19 +412,20 @@ def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray,
     return values[order][starts + kth - 1]
 
 
-def _ball_tests(feats_ref: Any, feats_gen: Any, ref_ks: list[int], gen_k: int | None, block_size: int
-                ) -> tuple[dict[int, _BallTest], _BallTest | None]:
+def _ball_tests(feats_ref: Any, feats_gen: Any, ref_ks: list[int], gen_k: int | None, block_size: int,
+                record: bool = False) -> tuple[dict[int, _BallTest], _BallTest | None]:
     """Resolved membership tests: {k: generated samples in reference k-NN balls}, reference samples in generated
-    ``gen_k``-NN balls (None without ``gen_k``). Radii are computed once per set for all its k."""
+    ``gen_k``-NN balls (None without ``gen_k``). Radii are computed once per set for all its k; ``record`` keeps
+    every inside pair."""
     ref, gen = _checked(feats_ref, feats_gen, ref_ks, gen_k, block_size)
     tiles_ref, tiles_gen, bound = _prepare(ref, gen)
     work = _Workspace(min(block_size, max(len(ref), len(gen))), tiles_ref.left.shape[1], tiles_ref.left.dtype)
-    in_ref = {k: _BallTest(tiles_ref, tiles_gen, k, radii, bound)
+    in_ref = {k: _BallTest(tiles_ref, tiles_gen, k, radii, bound, record)
               for k, radii in _knn_radii_sq(tiles_ref, ref_ks, bound, block_size, work).items()}
     in_gen = None
     if gen_k is not None:
         radii = _knn_radii_sq(tiles_gen, [gen_k], bound, block_size, work)[gen_k]
-        in_gen = _BallTest(tiles_gen, tiles_ref, gen_k, radii, bound)
+        in_gen = _BallTest(tiles_gen, tiles_ref, gen_k, radii, bound, record)
     for cols in _blocks(len(gen), block_size):
         right = work.right(tiles_gen, cols)
         for rows in _blocks(len(ref), block_size):
@@ -459,3 +470,43 @@ def manifold_metrics(feats_ref: Any, feats_gen: Any, *, k_pr: int = 3, k_dc: int
     in_ref, in_gen = _ball_tests(feats_ref, feats_gen, sorted({k_pr, k_dc}), k_pr, block_size)
     return ManifoldMetrics(precision=float(in_ref[k_pr].other_hit.mean()), recall=float(in_gen.other_hit.mean()),
                            density=in_ref[k_dc].density, coverage=float(in_ref[k_dc].owner_hit.mean()))
+
+
+@dataclass(frozen=True)
+class ManifoldIncidence:
+    """Which sample lies in which k-NN ball, with the radii of the full sets: enough to evaluate precision,
+    recall, density and coverage for any re-weighting of the generated samples (bootstrap replicates).
+
+    ``ref_balls`` (ref owner, gen) and ``gen_balls`` (gen owner, ref): index pairs (p,) with the second
+    sample inside the first's ball; reference balls have k = ``k_dc``, generated ones k = ``k_pr``.
+    """
+
+    n_ref: int
+    n_gen: int
+    k_pr: int
+    k_dc: int
+    gen_in_ref: np.ndarray  # (n_gen,) bool: inside at least one reference k_pr-ball (precision)
+    ref_balls: tuple[np.ndarray, np.ndarray]
+    gen_balls: tuple[np.ndarray, np.ndarray]
+
+    def metrics(self) -> ManifoldMetrics:
+        """The four metrics of the full sets: equal to ``manifold_metrics``."""
+        covered = np.zeros(self.n_ref, dtype=bool)
+        covered[self.gen_balls[1]] = True
+        owning = np.zeros(self.n_ref, dtype=bool)
+        owning[self.ref_balls[0]] = True
+        return ManifoldMetrics(precision=float(self.gen_in_ref.mean()), recall=float(covered.mean()),
+                               density=len(self.ref_balls[0]) / (self.k_dc * self.n_gen),
+                               coverage=float(owning.mean()))
+
+
+def manifold_incidence(feats_ref: Any, feats_gen: Any, *, k_pr: int = 3, k_dc: int = 5,
+                       block_size: int = DEFAULT_BLOCK_SIZE) -> ManifoldIncidence:
+    """The ball memberships behind ``manifold_metrics`` of ``feats_gen`` (m, d) vs ``feats_ref`` (n, d).
+
+    Memory grows with the number of inside pairs (about k_dc m + k_pr n for similar sets; up to n m when one
+    set's balls swallow the other)."""
+    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, sorted({k_pr, k_dc}), k_pr, block_size, record=True)
+    return ManifoldIncidence(n_ref=len(in_gen.other_hit), n_gen=len(in_gen.owner_hit), k_pr=k_pr, k_dc=k_dc,
+                             gen_in_ref=in_ref[k_pr].other_hit.copy(), ref_balls=in_ref[k_dc].recorded_pairs(),
+                             gen_balls=in_gen.recorded_pairs())

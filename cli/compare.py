@@ -1,0 +1,61 @@
+"""``genmetrics compare BASELINE CANDIDATE --ref REF``: exit 0 when every check passes, 1 on a regression."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli.options import extraction_options
+from genmetrics.compare import DEFAULT_BOOTSTRAP, compare as compare_api
+from genmetrics.config import DEFAULT_METRICS
+from genmetrics.features.distributed import is_main_process
+from genmetrics.io.atomic import atomic_write, check_writable
+from genmetrics.report import COMPARISON_FORMATS
+
+
+@click.command()
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option("--ref", required=True,
+              help="Reference: a source (folder, zip, array file), a stats file, or a shipped name "
+                   "(`genmetrics stats --list`).")
+@click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
+              help="Comma-separated: fid,kid,is,pr,dc,cmmd.")
+@click.option("--bootstrap", "bootstrap_replicates", type=int, default=DEFAULT_BOOTSTRAP, show_default=True,
+              help="Bootstrap replicates of each side's generated features (95% percentile intervals).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap and of the --num-samples subsets.")
+@click.option("--num-samples", type=click.IntRange(min=2), default=None,
+              help="Use this many images of each side (a seeded subset); fewer available is an error.")
+@click.option("--fail-if", "fail_if", multiple=True,
+              help='Check on candidate - baseline, e.g. "fid>+0.5" or "recall<-0.02"; it fails only when the '
+                   "whole 95% interval of the difference lies beyond the change. Repeatable.")
+@click.option("--format", "output_format", type=click.Choice(list(COMPARISON_FORMATS)), default="table",
+              show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the report to this file (atomically).")
+@click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of precision/recall.")
+@click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="k of density/coverage.")
+@click.option("--force", is_flag=True, help="Accept a reference stats file computed at another --precision.")
+@extraction_options
+def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_samples, fail_if, output_format,
+            output, pr_k, dc_k, force, **extraction) -> None:
+    """Compare the samples of two checkpoints, BASELINE and CANDIDATE, against one reference.
+
+    BASELINE and CANDIDATE: a folder, a .zip or a .npy/.npz uint8 array. Every metric gets a 95% bootstrap
+    interval for each side and for the difference. Exit code 0: every --fail-if check passes; 1: a check
+    failed (a regression); 2: an error.
+    """
+    if output:
+        check_writable(output)  # fail before extracting any feature
+    comparison = compare_api(baseline, candidate, ref, metrics, fail_if=fail_if,
+                             bootstrap_replicates=bootstrap_replicates, seed=seed, num_samples=num_samples,
+                             pr_k=pr_k, dc_k=dc_k, force=force, **extraction)
+    if is_main_process():
+        report = COMPARISON_FORMATS[output_format](comparison)
+        if output:
+            with atomic_write(output) as handle:
+                handle.write((report + "\n").encode("utf-8"))
+        click.echo(report)
+    if not comparison.passed:
+        sys.exit(1)
