@@ -20,8 +20,9 @@ from genmetrics.references import list_references
 def stats(src, output, features, list_shipped, **extraction) -> None:
     """Compute reference statistics (mu, sigma; pytorch-fid keys) of SRC and write them to OUTPUT."""
     if list_shipped:
-        rows = [(e["name"], str(e["n"]), e["extractor"], e["resize"], e["source"]) for e in list_references()]
-        header = ("name", "N", "extractor", "resize", "source")
+        rows = [(e["name"], str(e["n"]), str(e.get("features", "-")), e["extractor"], e["weights_sha256"][:12],
+                 e["resize"], e["sha256"][:12], e["source"]) for e in list_references()]
+        header = ("name", "N", "features", "extractor", "weights sha256", "resize", "file sha256", "source")
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
             click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

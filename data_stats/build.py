@@ -43,9 +43,9 @@ def build_demo_images() -> dict:
 FEATURE_SUBSET = 10_000  # reference features kept for precision/recall and KID, float16
 
 
-def build_reference(name: str, images: np.ndarray, source: str) -> dict:
+def build_reference(name: str, images: np.ndarray, source: str, out_dir: Path = HERE) -> dict:
     """Stats of all ``images`` (TF-Inception pool3, tf1 resize) plus float16 features of a seeded subset of
-    at most FEATURE_SUBSET of them, written to ``NAME.npz``; returns its index.json entry."""
+    at most FEATURE_SUBSET of them, written to ``out_dir/NAME.npz``; returns its index.json entry."""
     stats = genmetrics.compute_stats(images, features=True, batch_size=50)
     n = stats.n
     rows = (np.arange(n) if n <= FEATURE_SUBSET
@@ -54,7 +54,7 @@ def build_reference(name: str, images: np.ndarray, source: str) -> dict:
               "rows": "all" if len(rows) == n else f"numpy default_rng(0).choice({n}, {FEATURE_SUBSET}, replace=False), sorted"}
     stats = dataclasses.replace(stats, features=stats.features[rows].astype(np.float16),
                                 meta={**stats.meta, "source": source, "features_subset": subset})
-    out = HERE / f"{name}.npz"
+    out = out_dir / f"{name}.npz"
     save_stats(out, stats)
     return {"name": name, "file": out.name, "source": source, "n": n, "extractor": stats.extractor.name,
             "weights_sha256": stats.extractor.weights_sha256, "resize": stats.extractor.resize,
@@ -69,9 +69,9 @@ def digits_images() -> np.ndarray:
     return np.round(load_digits().images * (255 / 16)).astype(np.uint8)
 
 
-def build_digits() -> dict:
+def build_digits(out_dir: Path = HERE) -> dict:
     return build_reference("digits", digits_images(),
-                           "scikit-learn load_digits(): 1,797 8x8 images, uint8 = round(v * 255 / 16)")
+                           "scikit-learn load_digits(): 1,797 8x8 images, uint8 = round(v * 255 / 16)", out_dir)
 
 
 def build_fashion_mnist(split: str) -> dict:

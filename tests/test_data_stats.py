@@ -1,0 +1,63 @@
+"""The shipped reference statistics: files match index.json, and rebuilding digits reproduces its file."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genmetrics.features.weights import FID_HELPER_SHA256
+from genmetrics.io.statsfile import load_stats
+from genmetrics.references import data_stats_dir, list_references, resolve_reference
+
+REQUIRED = {"digits": 1797, "fashion-mnist-test": 10000, "fashion-mnist-train": 60000}
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("data_stats_build", data_stats_dir() / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_index_lists_the_required_references():
+    entries = {e["name"]: e for e in list_references()}
+    for name, n in REQUIRED.items():
+        assert entries[name]["n"] == n
+        assert resolve_reference(name) == data_stats_dir() / entries[name]["file"]
+
+
+@pytest.mark.parametrize("entry", list_references(), ids=lambda e: e["name"])
+def test_each_file_matches_its_index_entry(entry):
+    path = data_stats_dir() / entry["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    stats = load_stats(path)
+    assert stats.n == entry["n"]
+    assert stats.extractor.name == entry["extractor"] == "inception-v3-tf"
+    assert stats.extractor.weights_sha256 == entry["weights_sha256"] == FID_HELPER_SHA256
+    assert stats.extractor.resize == entry["resize"] == "tf1"
+    assert stats.extractor.precision == entry["precision"] == "float32" and stats.extractor.image_size == 299
+    assert stats.features.shape == (entry["features"], 2048) == (min(entry["n"], 10_000), 2048)
+    with np.load(path) as raw:
+        assert raw["features"].dtype == np.float16 and raw["sigma"].dtype == np.float64
+    assert stats.meta["features_subset"]["n"] == entry["features"]
+    assert stats.meta["source"] == entry["source"]
+    assert np.allclose(stats.sigma, stats.sigma.T) and np.all(np.diag(stats.sigma) >= 0)
+
+
+def test_rebuilding_digits_reproduces_the_shipped_file(tmp_path):
+    """Same images, weights and batch size: statistics equal to fp32 rounding (BLAS threading may reorder sums),
+    features equal to their float16 rounding, metadata equal apart from library versions."""
+    shipped_entry = next(e for e in list_references() if e["name"] == "digits")
+    entry = _build_module().build_digits(tmp_path)
+    assert {k: v for k, v in entry.items()} == {k: v for k, v in shipped_entry.items() if k != "sha256"}
+    rebuilt, shipped = load_stats(tmp_path / "digits.npz"), load_stats(data_stats_dir() / "digits.npz")
+    np.testing.assert_allclose(rebuilt.mu, shipped.mu, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(rebuilt.sigma, shipped.sigma, rtol=1e-4, atol=1e-6 * np.abs(shipped.sigma).max())
+    np.testing.assert_allclose(rebuilt.features, shipped.features, rtol=2e-3, atol=1e-4)
+    drop = ("versions", "content_hash")
+    assert {k: v for k, v in rebuilt.meta.items() if k not in drop} == \
+        {k: v for k, v in shipped.meta.items() if k not in drop}
+    assert rebuilt.meta["content_hash"] == shipped.meta["content_hash"]  # the same 1,797 images
