@@ -6,7 +6,6 @@ from collections.abc import Callable
 import click
 
 from genmetrics.config import PRECISIONS, RESIZE_MODES
-from genmetrics.features.registry import EXTRACTORS
 from genmetrics.metrics.clip_score import DEFAULT_W
 
 _CLIP_OPTIONS = [
@@ -38,7 +37,7 @@ def extraction_options(command: Callable) -> Callable:
     """Extractor, weights, resize, batch size, device, workers, skip-bad and progress options; their values
     reach the command as keyword arguments named like the public API's (score, compute_stats)."""
     options = [
-        click.option("--extractor", type=click.Choice(list(EXTRACTORS)), default="inception", show_default=True,
+        click.option("--extractor", default="inception", show_default=True,
                      help="Feature extractor: inception (TF-Inception pool3, the FID standard), clip "
                           "(L2-normalised open_clip image embeddings; needed for cmmd) or fashion-cnn (the shipped "
                           "Fashion-MNIST classifier: 128-d features, 10 logits for is)."),

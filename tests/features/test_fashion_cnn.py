@@ -136,9 +136,11 @@ def test_cli_stats_with_features_then_score_against_them(tmp_path, test_images):
     assert scored.provenance["reference"]["stats_file"] == str(ref)
 
 
-def test_unknown_extractor_is_refused_by_the_cli(tmp_path):
-    result = CliRunner().invoke(cli, ["score", str(tmp_path), str(tmp_path), "--extractor", "fashion"])
-    assert result.exit_code == 2 and "fashion-cnn" in result.output
+def test_unknown_extractor_is_refused_naming_the_registered_ones(tmp_path):
+    result = CliRunner().invoke(cli, ["stats", str(tmp_path), "-o", str(tmp_path / "out.npz"), "--extractor",
+                                      "fashion"])
+    assert result.exit_code == 2
+    assert "unknown extractor 'fashion'; choose one of inception, clip, fashion-cnn" in result.output
 
 
 def test_bad_weights_files_are_weights_errors(tmp_path):
