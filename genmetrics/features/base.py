@@ -20,10 +20,10 @@ class FeatureExtractor(Protocol):
     weights_path: str  # the resolved weights file, for provenance and messages
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (3, S, S) float32 network input before normalisation."""
+        """(H, W, 3) uint8 RGB -> (C, S, S) float32 network input before normalisation (C = 1 for fashion-cnn)."""
 
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(N, 3, S, S) float -> {"features": (N, D) float32, "logits": (N, C) float32 if has_logits}."""
+        """(N, C, S, S) float -> {"features": (N, D) float32, "logits": (N, K) float32 if has_logits}."""
 
     def to(self, device: torch.device | str) -> "FeatureExtractor":
         """Move the network to ``device`` and return self."""

@@ -22,7 +22,14 @@ def _clip(device: str, clip_model: str | None = None, clip_weights: str | None =
     return ClipExtractor(clip_model or DEFAULT_CLIP_MODEL, clip_weights, device=device)
 
 
-EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"inception": _inception, "clip": _clip}
+def _fashion_cnn(device: str, trust_weights: bool = False, **_: Any) -> FeatureExtractor:
+    from genmetrics.features.fashion_cnn import FashionCNNExtractor
+
+    return FashionCNNExtractor(trust_weights=trust_weights, device=device)
+
+
+EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"inception": _inception, "clip": _clip,
+                                                          "fashion-cnn": _fashion_cnn}
 
 
 def build_extractor(name: str, device: str = "cpu", **options: Any) -> FeatureExtractor:

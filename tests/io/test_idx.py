@@ -1,0 +1,32 @@
+"""IDX files: Fashion-MNIST images and labels from Debian's package; malformed label files."""
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from genmetrics.errors import InputError
+from genmetrics.io.idx import fashion_mnist, fashion_mnist_labels, read_idx_labels
+
+
+def test_fashion_mnist_labels_match_the_images():
+    labels = fashion_mnist_labels("test")
+    assert labels.shape == (len(fashion_mnist("test")),) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)
+
+
+def test_label_files_round_trip_and_malformed_ones_are_refused(tmp_path):
+    good = tmp_path / "labels-idx1-ubyte.gz"
+    good.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes([7, 0, 9])))
+    np.testing.assert_array_equal(read_idx_labels(good), [7, 0, 9])
+    truncated = tmp_path / "truncated-idx1-ubyte"
+    truncated.write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + bytes([1, 2]))
+    with pytest.raises(InputError, match="truncated: header says 5 labels"):
+        read_idx_labels(truncated)
+    images = tmp_path / "images-idx3-ubyte"
+    images.write_bytes(b"\x00\x00\x08\x03" + bytes(12))
+    with pytest.raises(InputError, match="not an idx1-ubyte label file"):
+        read_idx_labels(images)
+    with pytest.raises(InputError, match="dataset-fashion-mnist"):
+        read_idx_labels(tmp_path / "missing.gz")
