@@ -2,7 +2,7 @@
 scikit-learn's digits.
 
     python data_stats/build.py            # everything listed in ENTRIES
-    python data_stats/build.py NAME ...   # only these
+    python data_stats/build.py KEY ...    # only these (file stems: digits, fashion-mnist-test.fashion-cnn, ...)
 
 Each entry is deterministic (fixed seeds), so a rebuild reproduces the files bit for bit on the same
 library versions; index.json records every file's sha256.
@@ -43,10 +43,12 @@ def build_demo_images() -> dict:
 FEATURE_SUBSET = 10_000  # reference features kept for precision/recall and KID, float16
 
 
-def build_reference(name: str, images: np.ndarray, source: str, out_dir: Path = HERE) -> dict:
-    """Stats of all ``images`` (TF-Inception pool3, tf1 resize) plus float16 features of a seeded subset of
-    at most FEATURE_SUBSET of them, written to ``out_dir/NAME.npz``; returns its index.json entry."""
-    stats = genmetrics.compute_stats(images, features=True, batch_size=50)
+def build_reference(name: str, images: np.ndarray, source: str, out_dir: Path = HERE,
+                    extractor: str = "inception") -> dict:
+    """Stats of all ``images`` (``extractor`` with its default preprocessing, fp32) plus float16 features of a
+    seeded subset of at most FEATURE_SUBSET of them, written to ``out_dir/NAME.npz`` (``NAME.EXTRACTOR.npz``
+    for another extractor than inception); returns its index.json entry."""
+    stats = genmetrics.compute_stats(images, features=True, batch_size=50, extractor=extractor)
     n = stats.n
     rows = (np.arange(n) if n <= FEATURE_SUBSET
             else np.sort(np.random.default_rng(0).choice(n, FEATURE_SUBSET, replace=False)))
@@ -54,7 +56,7 @@ def build_reference(name: str, images: np.ndarray, source: str, out_dir: Path = 
               "rows": "all" if len(rows) == n else f"numpy default_rng(0).choice({n}, {FEATURE_SUBSET}, replace=False), sorted"}
     stats = dataclasses.replace(stats, features=stats.features[rows].astype(np.float16),
                                 meta={**stats.meta, "source": source, "features_subset": subset})
-    out = out_dir / f"{name}.npz"
+    out = out_dir / (f"{name}.npz" if extractor == "inception" else f"{name}.{extractor}.npz")
     save_stats(out, stats)
     return {"name": name, "file": out.name, "source": source, "n": n, "extractor": stats.extractor.name,
             "weights_sha256": stats.extractor.weights_sha256, "resize": stats.extractor.resize,
@@ -74,20 +76,23 @@ def build_digits(out_dir: Path = HERE) -> dict:
                            "scikit-learn load_digits(): 1,797 8x8 images, uint8 = round(v * 255 / 16)", out_dir)
 
 
-def build_fashion_mnist(split: str) -> dict:
+def build_fashion_mnist(split: str, extractor: str = "inception") -> dict:
     images = fashion_mnist(split)
     return build_reference(f"fashion-mnist-{split}", images,
-                           f"Fashion-MNIST {split} split, all {len(images):,} images (Debian dataset-fashion-mnist)")
+                           f"Fashion-MNIST {split} split, all {len(images):,} images (Debian dataset-fashion-mnist)",
+                           extractor=extractor)
 
 
-# index.json section -> {name: builder}; "references" are stats files resolvable by name, "demo" the
-# generated side of `genmetrics score` without arguments.
+# index.json section -> {file stem: builder}; "references" are stats files resolvable by name (one name may
+# have a file per extractor), "demo" the generated side of `genmetrics score` without arguments.
 ENTRIES = {
     "demo": {"demo-fashion-mnist-test-300": build_demo_images},
     "references": {
         "digits": build_digits,
         "fashion-mnist-test": lambda: build_fashion_mnist("test"),
         "fashion-mnist-train": lambda: build_fashion_mnist("train"),
+        "fashion-mnist-test.fashion-cnn": lambda: build_fashion_mnist("test", "fashion-cnn"),
+        "fashion-mnist-train.fashion-cnn": lambda: build_fashion_mnist("train", "fashion-cnn"),
     },
 }
 
@@ -96,17 +101,17 @@ def main(names: list[str]) -> None:
     index_path = HERE / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     for section, builders in ENTRIES.items():
-        entries = {e["name"]: e for e in index.get(section, [])}
-        for name, build in builders.items():
-            if names and name not in names:
+        entries = {Path(e["file"]).name.removesuffix(".npy").removesuffix(".npz"): e for e in index.get(section, [])}
+        for key, build in builders.items():
+            if names and key not in names:
                 continue
             entry = build()
             entry["sha256"] = sha256(HERE / entry["file"])
-            entries[name] = entry
+            entries[key] = entry
             index[section] = list(entries.values())
             with atomic_write(index_path) as handle:  # after each entry: a long build keeps what it finished
                 handle.write((json.dumps(index, indent=2) + "\n").encode())
-            print(f"built {name}: {entry['file']} sha256 {entry['sha256']}", file=sys.stderr)
+            print(f"built {key}: {entry['file']} sha256 {entry['sha256']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def _reference(ref: Any, extractor: FeatureExtractor, options: ExtractOptions, n
     """The reference side: a shipped name, a stats file, or a source to extract."""
     name = None
     if isinstance(ref, str) and not Path(ref).exists() and "/" not in ref and not Path(ref).suffix:
-        name, ref = ref, resolve_reference(ref)
+        name, ref = ref, resolve_reference(ref, extractor.spec.name)
     if not _is_stats_file(ref):
         return _extract_stats(open_source(ref), extractor, options, "reference", keep_features=need_features)[0]
     stats = load_stats(ref)

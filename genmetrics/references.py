@@ -24,13 +24,16 @@ def list_references() -> list[dict]:
     return json.loads(index.read_text())["references"]
 
 
-def resolve_reference(name: str) -> Path:
-    """Path of the stats file of a shipped reference called ``name``."""
+def resolve_reference(name: str, extractor: str | None = None) -> Path:
+    """Path of the stats file of a shipped reference called ``name``: the one computed with ``extractor`` (an
+    ExtractorSpec name such as ``inception-v3-tf`` or ``fashion-cnn``) when shipped, else the first listed
+    (whose extractor the caller then finds incompatible, with a message saying so)."""
     entries = list_references()
-    for entry in entries:
-        if entry["name"] == name:
-            return data_stats_dir() / entry["file"]
-    known = ", ".join(entry["name"] for entry in entries)
+    named = [entry for entry in entries if entry["name"] == name]
+    if named:
+        chosen = next((entry for entry in named if entry["extractor"] == extractor), named[0])
+        return data_stats_dir() / chosen["file"]
+    known = ", ".join(dict.fromkeys(entry["name"] for entry in entries))
     raise StatsError(f"unknown reference {name!r}: not a path and not a shipped name (shipped: {known}; "
                      "`genmetrics stats --list` shows them)")
 

@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genmetrics.features.fashion_cnn import FASHION_CNN_NAME, WEIGHTS_SHA256
+from genmetrics.features.inception import INCEPTION_NAME
 from genmetrics.features.weights import FID_HELPER_SHA256
 from genmetrics.io.statsfile import load_stats
 from genmetrics.references import data_stats_dir, list_references, resolve_reference
 
 REQUIRED = {"digits": 1797, "fashion-mnist-test": 10000, "fashion-mnist-train": 60000}
+# ExtractorSpec name -> (weights sha256, resize, image size, precision, feature dimension)
+SETUPS = {INCEPTION_NAME: (FID_HELPER_SHA256, "tf1", 299, "float32", 2048),
+          FASHION_CNN_NAME: (WEIGHTS_SHA256, "luma601-bicubic", 28, "float64", 128)}
 
 
 def _build_module():
@@ -23,10 +28,13 @@ def _build_module():
 
 
 def test_index_lists_the_required_references():
-    entries = {e["name"]: e for e in list_references()}
-    for name, n in REQUIRED.items():
-        assert entries[name]["n"] == n
-        assert resolve_reference(name) == data_stats_dir() / entries[name]["file"]
+    for extractor in SETUPS:
+        entries = {e["name"]: e for e in list_references() if e["extractor"] == extractor}
+        for name, n in REQUIRED.items():
+            if extractor == FASHION_CNN_NAME and name == "digits":
+                continue
+            assert entries[name]["n"] == n
+            assert resolve_reference(name, extractor) == data_stats_dir() / entries[name]["file"]
 
 
 @pytest.mark.parametrize("entry", list_references(), ids=lambda e: e["name"])
@@ -35,11 +43,12 @@ def test_each_file_matches_its_index_entry(entry):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
     stats = load_stats(path)
     assert stats.n == entry["n"]
-    assert stats.extractor.name == entry["extractor"] == "inception-v3-tf"
-    assert stats.extractor.weights_sha256 == entry["weights_sha256"] == FID_HELPER_SHA256
-    assert stats.extractor.resize == entry["resize"] == "tf1"
-    assert stats.extractor.precision == entry["precision"] == "float32" and stats.extractor.image_size == 299
-    assert stats.features.shape == (entry["features"], 2048) == (min(entry["n"], 10_000), 2048)
+    sha, resize, size, precision, dim = SETUPS[entry["extractor"]]
+    assert stats.extractor.name == entry["extractor"]
+    assert stats.extractor.weights_sha256 == entry["weights_sha256"] == sha
+    assert stats.extractor.resize == entry["resize"] == resize
+    assert stats.extractor.precision == entry["precision"] == precision and stats.extractor.image_size == size
+    assert stats.features.shape == (entry["features"], dim) == (min(entry["n"], 10_000), dim)
     with np.load(path) as raw:
         assert raw["features"].dtype == np.float16 and raw["sigma"].dtype == np.float64
     assert stats.meta["features_subset"]["n"] == entry["features"]
