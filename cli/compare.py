@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
 from cli.options import extraction_options
 from genmetrics.compare import DEFAULT_BOOTSTRAP, compare as compare_api
 from genmetrics.config import DEFAULT_METRICS
+from genmetrics.errors import ConfigError
 from genmetrics.features.distributed import is_main_process
 from genmetrics.io.atomic import atomic_write, check_writable
 from genmetrics.report import COMPARISON_FORMATS
@@ -42,12 +45,14 @@ def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_s
             output, pr_k, dc_k, force, **extraction) -> None:
     """Compare the samples of two checkpoints, BASELINE and CANDIDATE, against one reference.
 
-    BASELINE and CANDIDATE: a folder, a .zip or a .npy/.npz uint8 array. Every metric gets a 95% bootstrap
+    BASELINE and CANDIDATE: a folder, a .zip or a .npy/.npz uint8 array, or a checkpoint of the models package
+    (a `genmetrics train` folder or its step-*.json), sampled --num-samples times with --seed. Every metric gets a 95% bootstrap
     interval for each side and for the difference. Exit code 0: every --fail-if check passes; 1: a check
     failed (a regression); 2: an error.
     """
     if output:
         check_writable(output)  # fail before extracting any feature
+    baseline, candidate = (_samples(path, num_samples, extraction["device"]) for path in (baseline, candidate))
     comparison = compare_api(baseline, candidate, ref, metrics, fail_if=fail_if,
                              bootstrap_replicates=bootstrap_replicates, seed=seed, num_samples=num_samples,
                              pr_k=pr_k, dc_k=dc_k, force=force, **extraction)
@@ -59,3 +64,26 @@ def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_s
         click.echo(report)
     if not comparison.passed:
         sys.exit(1)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return (path.is_dir() and any(path.glob("step-*.json"))) or (path.suffix == ".json" and path.is_file())
+
+
+def _samples(path: str, num_samples: int | None, device: str) -> Any:
+    """``path`` itself, or for a models checkpoint a callable ``fn(n, generator)`` drawing its samples."""
+    if not _is_checkpoint(Path(path)):
+        return path
+    if num_samples is None:
+        raise ConfigError(f"{path!r} is a model checkpoint: pass --num-samples N (and --seed S) to sample it "
+                          "(10,000 for reportable numbers)")
+    from models.checkpoint import read_checkpoint
+
+    loaded = read_checkpoint(path, device)
+    model = loaded.model.eval()
+
+    def sample(n: int, generator: Any) -> Any:
+        return model.sample(n, generator=generator)
+
+    sample.__qualname__ = f"sample[{loaded.config['model']} step {loaded.step} of {loaded.path}]"
+    return sample
