@@ -33,6 +33,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     from cli.cache import cache
     from cli.clipscore import clipscore
+    from cli.models import sample, train
     from cli.score import score
     from cli.stats import stats
 
@@ -40,6 +41,8 @@ def _register() -> None:
     cli.add_command(score)
     cli.add_command(stats)
     cli.add_command(cache)
+    cli.add_command(train)
+    cli.add_command(sample)
 
 
 _register()
