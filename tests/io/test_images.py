@@ -21,7 +21,12 @@ from PIL import Image
 
 from genmetrics.errors import ConfigError, DecodeError, InputError
 from genmetrics.io import images
-from genmetrics.io.images import IMAGE_EXTENSIONS, ImageSource, open_source, to_rgb_uint8
+from genmetrics.io.images import (
+    IMAGE_EXTENSIONS,
+    ImageSource,
+    open_source,
+    to_rgb_uint8,
+)
 from tests.helpers import with_zip_extract_version
 
 
