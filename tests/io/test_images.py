@@ -523,6 +523,18 @@ def test_corrupt_and_empty_zips(tmp_path):
         open_source(tmp_path / "none.zip")
 
 
+def test_zip_member_with_an_empty_name_is_not_an_image(tmp_path):
+    """Regression (found by test_fuzz): a member named '' raised IndexError from ZipInfo.is_dir()."""
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.writestr("a.png", _png_bytes(_rgb(0)))
+        archive.writestr(zipfile.ZipInfo(""), b"x")
+    assert [open_source(tmp_path / "d.zip").name(0)] == ["a.png"] and len(open_source(tmp_path / "d.zip")) == 1
+    with zipfile.ZipFile(tmp_path / "e.zip", "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), b"x")
+    with pytest.raises(InputError, match=r"e\.zip.*no image members.*1 \(no extension\)"):
+        open_source(tmp_path / "e.zip")
+
+
 def test_zip_bad_member_raises_decode_error(tmp_path, monkeypatch):
     path = _make_zip(tmp_path / "d.zip", {"bad.png": b"nope", "big.png": _png_bytes(_rgb(0))})
     src = open_source(path)
