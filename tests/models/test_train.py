@@ -11,12 +11,18 @@ from PIL import Image
 
 import genmetrics
 from genmetrics.errors import ConfigError
+from models.base import Generator
 from models.checkpoint import load_checkpoint
 from models.gan import DCGAN
+from models.registry import build_model
 from models.train import BatchSampler, TrainOptions, draw, sample_grid, sampler, train
 from tests.models.conftest import TINY, seeded
 
 QUIET = {"eval_samples": 0, "log_every": 1, "progress": False}
+
+
+def _model(name: str) -> Generator:
+    return build_model(name, TINY[name], generator=seeded(0))
 
 
 def _tensors(folder, step: int) -> dict[str, torch.Tensor]:
@@ -77,7 +83,7 @@ def test_batch_size_must_fit_the_data(tmp_path):
 
 
 def test_draw_returns_the_images_an_evaluation_scores(tiny_extractor):
-    model = load_or_build("dcgan")
+    model = _model("dcgan")
     fn = sampler(model, "digits")
     via_genmetrics = genmetrics.compute_stats(fn, num_samples=70, seed=3, extractor=tiny_extractor, features=True,
                                               progress=False, cache=False)
@@ -88,7 +94,7 @@ def test_draw_returns_the_images_an_evaluation_scores(tiny_extractor):
 
 
 def test_draw_cycles_given_labels_and_reports_drawn_ones():
-    model = load_or_build("cgan")
+    model = _model("cgan")
     images, labels = draw(model, "fashion-mnist", 70, seed=1, labels=[4, 7])
     assert images.shape == (70, 28, 28, 1) and labels.tolist() == [4, 7] * 35
     first_chunk = model.sample(64, seeded(1 * 1_000_003 + 0), [4, 7] * 32).numpy()  # chunk 0 of seed 1
@@ -97,16 +103,10 @@ def test_draw_cycles_given_labels_and_reports_drawn_ones():
     assert drawn.dtype == np.int64 and set(drawn.tolist()) <= set(range(10)) and len(set(drawn.tolist())) > 5
 
 
-def load_or_build(name: str):
-    from models.registry import build_model
-
-    return build_model(name, TINY[name], generator=seeded(0))
-
-
 def test_conditional_grid_has_a_column_per_class():
-    grid = sample_grid(load_or_build("cgan"), seed=0)
+    grid = sample_grid(_model("cgan"), seed=0)
     assert grid.shape == (8 * 30 + 2, 10 * 30 + 2) and grid.dtype == np.uint8
-    assert sample_grid(load_or_build("dcgan"), seed=0).shape == (242, 242)
+    assert sample_grid(_model("dcgan"), seed=0).shape == (242, 242)
 
 
 def test_evaluations_go_through_genmetrics_and_land_in_the_outputs(tmp_path, tiny_extractor, digits_reference):
