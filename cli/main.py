@@ -34,6 +34,7 @@ def _register() -> None:
     from cli.cache import cache
     from cli.clipscore import clipscore
     from cli.compare import compare
+    from cli.models import sample, train
     from cli.score import score
     from cli.stats import stats
 
@@ -42,6 +43,8 @@ def _register() -> None:
     cli.add_command(compare)
     cli.add_command(stats)
     cli.add_command(cache)
+    cli.add_command(train)
+    cli.add_command(sample)
 
 
 _register()

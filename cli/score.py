@@ -6,9 +6,10 @@ import click
 from cli.options import caption_options, extraction_options
 from genmetrics.config import DEFAULT_METRICS
 from genmetrics.errors import ConfigError
-from genmetrics.evaluate import parse_metrics, score as score_api
-from genmetrics.io.atomic import check_writable
+from genmetrics.evaluate import parse_metrics
+from genmetrics.evaluate import score as score_api
 from genmetrics.features.distributed import is_main_process
+from genmetrics.io.atomic import check_writable
 from genmetrics.references import demo_sources
 from genmetrics.report import to_json, to_table, write_per_sample
 

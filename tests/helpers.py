@@ -44,7 +44,7 @@ class TinyExtractor:
         self.fc = torch.randint(-3, 4, (16, 4), generator=generator).float()
         self.calls = 0
 
-    def to(self, device: torch.device | str) -> "TinyExtractor":
+    def to(self, device: torch.device | str) -> TinyExtractor:
         return self
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:

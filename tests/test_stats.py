@@ -82,10 +82,10 @@ def test_mean_cov_is_numpy_two_pass():
 def test_errors():
     acc = RunningStats(4)
     with pytest.raises(MetricError, match="at least 1 sample"):
-        acc.mean
+        _ = acc.mean
     acc.update(np.ones((1, 4)))
     with pytest.raises(MetricError, match="at least 2 samples, has 1"):
-        acc.cov
+        _ = acc.cov
     with pytest.raises(MetricError, match="NaN/inf"):
         acc.update(np.array([[0.0, np.nan, 0.0, 0.0]]))
     with pytest.raises(MetricError, match="d=3 but .* dim=4"):

@@ -530,7 +530,7 @@ def _list_zip(path: str) -> list[str]:
     images: list[str] = []
     others: collections.Counter[str] = collections.Counter()
     for info in infos:
-        if info.is_dir():
+        if info.filename.endswith("/"):  # a folder; not info.is_dir(), which fails on an empty member name
             continue
         parts = info.filename.replace("\\", "/").split("/")
         drive = len(parts[0]) == 2 and parts[0][1] == ":"  # C:/...

@@ -185,7 +185,7 @@ def test_skip_bad_leaves_undecodable_images_out(tmp_path, tiny_clip):
     write_folder(tmp_path / "imgs", random_images(3, seed=25))
     (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     captions = {"img_0000.png": "a", "img_0001.png": "b", "img_0002.png": "c", "broken.png": "d"}
-    kwargs = dict(clip_model=tiny_clip[0], clip_weights=tiny_clip[1], progress=False)
+    kwargs = {"clip_model": tiny_clip[0], "clip_weights": tiny_clip[1], "progress": False}
     with pytest.raises(genmetrics.GenMetricsError, match="broken.png"):
         genmetrics.clip_score(str(tmp_path / "imgs"), captions, **kwargs)
     result = genmetrics.clip_score(str(tmp_path / "imgs"), captions, skip_bad=True, **kwargs)

@@ -6,7 +6,11 @@ import torch
 
 from genmetrics.errors import WeightsError
 from genmetrics.features import weights
-from genmetrics.features.weights import FID_HELPER_SHA256, INCEPTION_WEIGHTS_ENV, resolve_inception_weights
+from genmetrics.features.weights import (
+    FID_HELPER_SHA256,
+    INCEPTION_WEIGHTS_ENV,
+    resolve_inception_weights,
+)
 from tests.helpers import with_zip_extract_version
 
 

@@ -34,17 +34,16 @@ def test_a_folder_target_and_a_file_as_folder_are_refused_up_front(tmp_path):
 
 def test_failing_write_or_rename_is_an_input_error_and_leaves_nothing(tmp_path, monkeypatch):
     """Regression: OSError from the write or the rename (disk full, a folder at the target) escaped as a traceback."""
-    with pytest.raises(InputError, match=r"cannot write .*out\.bin.*No space left"):
-        with atomic_write(tmp_path / "out.bin") as handle:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(InputError, match=r"cannot write .*out\.bin.*No space left"), \
+            atomic_write(tmp_path / "out.bin") as handle:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def replace_onto_a_folder(*args):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
 
     monkeypatch.setattr(atomic.os, "replace", replace_onto_a_folder)
-    with pytest.raises(InputError, match=r"out\.bin.*Is a directory"):
-        with atomic_write(tmp_path / "out.bin") as handle:
-            handle.write(b"x")
+    with pytest.raises(InputError, match=r"out\.bin.*Is a directory"), atomic_write(tmp_path / "out.bin") as handle:
+        handle.write(b"x")
     assert os.listdir(tmp_path) == []
 
 

@@ -21,7 +21,12 @@ from PIL import Image
 
 from genmetrics.errors import ConfigError, DecodeError, InputError
 from genmetrics.io import images
-from genmetrics.io.images import IMAGE_EXTENSIONS, ImageSource, open_source, to_rgb_uint8
+from genmetrics.io.images import (
+    IMAGE_EXTENSIONS,
+    ImageSource,
+    open_source,
+    to_rgb_uint8,
+)
 from tests.helpers import with_zip_extract_version
 
 
@@ -516,6 +521,18 @@ def test_corrupt_and_empty_zips(tmp_path):
     _make_zip(tmp_path / "none.zip", {"a.txt": b"x"})
     with pytest.raises(InputError, match=r"none\.zip.*no image members.*1 \.txt"):
         open_source(tmp_path / "none.zip")
+
+
+def test_zip_member_with_an_empty_name_is_not_an_image(tmp_path):
+    """Regression (found by test_fuzz): a member named '' raised IndexError from ZipInfo.is_dir()."""
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.writestr("a.png", _png_bytes(_rgb(0)))
+        archive.writestr(zipfile.ZipInfo(""), b"x")
+    assert [open_source(tmp_path / "d.zip").name(0)] == ["a.png"] and len(open_source(tmp_path / "d.zip")) == 1
+    with zipfile.ZipFile(tmp_path / "e.zip", "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), b"x")
+    with pytest.raises(InputError, match=r"e\.zip.*no image members.*1 \(no extension\)"):
+        open_source(tmp_path / "e.zip")
 
 
 def test_zip_bad_member_raises_decode_error(tmp_path, monkeypatch):

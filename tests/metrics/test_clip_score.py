@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from genmetrics.errors import MetricError
-from genmetrics.metrics.clip_score import clip_score, max_reference_cosine, mean_std, ref_clip_score
+from genmetrics.metrics.clip_score import (
+    clip_score,
+    max_reference_cosine,
+    mean_std,
+    ref_clip_score,
+)
 
 
 def _cos(u: np.ndarray, v: np.ndarray) -> float:

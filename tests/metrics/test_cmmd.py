@@ -14,7 +14,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def _direct(x: np.ndarray, y: np.ndarray, unbiased: bool, sigma: float = 10.0) -> float:
     """1000 * MMD^2 by explicit double loops."""
-    k = lambda u, v: np.exp(-((u - v) ** 2).sum() / (2 * sigma**2))  # noqa: E731
+    k = lambda u, v: np.exp(-((u - v) ** 2).sum() / (2 * sigma**2))
     def within(z):
         pairs = [k(z[i], z[j]) for i in range(len(z)) for j in range(len(z)) if i != j or not unbiased]
         return sum(pairs) / len(pairs)

@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import ortho_group
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_fid import (
+    fid_features_to_statistics,
+    fid_statistics_to_metric,
+)
 
 from genmetrics.errors import MetricError
 from genmetrics.metrics.fid import fid_from_features, fid_from_stats

@@ -5,8 +5,16 @@ import torch
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from genmetrics.errors import MetricError
-from genmetrics.metrics.precision_recall import (ManifoldMetrics, _ErrorBound, _knn_radii_sq, _prepare, _Workspace,
-                                                 density_coverage, manifold_metrics, precision_recall)
+from genmetrics.metrics.precision_recall import (
+    ManifoldMetrics,
+    _ErrorBound,
+    _knn_radii_sq,
+    _prepare,
+    _Workspace,
+    density_coverage,
+    manifold_metrics,
+    precision_recall,
+)
 
 
 def _features(n: int, d: int, seed: int, shift: float = 0.0, dtype=np.float64) -> np.ndarray:

@@ -31,8 +31,17 @@ from genmetrics.io.statsfile import Stats, save_stats
 from genmetrics.metrics.fid import fid_from_features
 from tests.helpers import TinyExtractor, random_images
 from tests.reliability.harness import (
-    TINY, assert_bad_file_policy, assert_decodes_and_scores, assert_one_line_error, encoded, good_folder, leftovers,
-    load_entry, load_named, run, score_json,
+    TINY,
+    assert_bad_file_policy,
+    assert_decodes_and_scores,
+    assert_one_line_error,
+    encoded,
+    good_folder,
+    leftovers,
+    load_entry,
+    load_named,
+    run,
+    score_json,
 )
 
 

@@ -6,7 +6,13 @@ import pytest
 
 import genmetrics
 from genmetrics.errors import DecodeError
-from tests.reliability.harness import TINY, assert_one_line_error, good_folder, run, score_json
+from tests.reliability.harness import (
+    TINY,
+    assert_one_line_error,
+    good_folder,
+    run,
+    score_json,
+)
 
 
 @pytest.fixture

@@ -1,0 +1,146 @@
+"""``genmetrics train MODEL`` and ``genmetrics sample CKPT``: the reference generators of the ``models`` package."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genmetrics.errors import ConfigError, InputError
+from genmetrics.evaluate import parse_metrics
+from genmetrics.features.registry import EXTRACTORS
+from genmetrics.io.images import printable
+from genmetrics.references import list_references
+from models.checkpoint import latest_checkpoint, read_checkpoint, read_config
+from models.data import REFERENCES, check_dataset
+from models.files import npy_bytes, npz_bytes, write_bytes, write_png_folder
+from models.registry import model_class
+from models.train import TrainOptions, draw
+from models.train import train as train_run
+
+
+def _parse_params(params: tuple[str, ...], gan_loss: str | None) -> dict[str, Any]:
+    """``("lr=1e-4", ...)`` -> {"lr": 0.0001, ...}: values read as JSON numbers where they parse, else strings."""
+    parsed: dict[str, Any] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-p/--param {item!r}: expected KEY=VALUE, e.g. -p lr=1e-4")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except ValueError:
+            parsed[key.strip()] = value
+    if gan_loss is not None:
+        parsed["gan_loss"] = gan_loss
+    return parsed
+
+
+def _check_reference(ref: str) -> None:
+    """Fail now, not after training, for a reference that is neither an existing path nor a shipped name (read as
+    a name like genmetrics.score does: no '/' and no extension)."""
+    if Path(ref).exists():
+        return
+    fix = "pass --eval-ref PATH (a stats file with features, or images) or --eval-samples 0"
+    if "/" in ref or Path(ref).suffix:
+        raise InputError(f"--eval-ref {ref!r} does not exist; {fix}")
+    shipped = [entry["name"] for entry in list_references()]
+    if ref not in shipped:
+        raise ConfigError(f"--eval-ref {ref!r} is not a shipped reference (shipped: {', '.join(shipped)}); {fix}")
+
+
+@click.command()
+@click.argument("model")
+@click.option("--dataset", default=None,
+              help=f"Training data: {' or '.join(REFERENCES)} (default: fashion-mnist, or the resumed run's).")
+@click.option("--steps", type=click.IntRange(min=1), required=True, help="Train until this step.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder (checkpoint, sample grids, history, plot); a folder with a checkpoint is resumed.")
+@click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Evaluate every K steps; 0: at the end only.")
+@click.option("--eval-samples", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Samples per evaluation; 0: no evaluation.")
+@click.option("--eval-ref", default=None,
+              help="Reference: a shipped name, a stats file with features, or images (default: "
+                   + ", ".join(f"{ref} for {name}" for name, ref in REFERENCES.items()) + ").")
+@click.option("--eval-metrics", default="fid,kid,pr", show_default=True, help="Metrics of each evaluation.")
+@click.option("--eval-extractor", default="inception", show_default=True, help="Feature extractor of the metrics.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Also checkpoint every K steps (and at each evaluation and the end).")
+@click.option("--seed", type=int, default=None, help="Seed of weights, batches, noise and evaluations (default 0).")
+@click.option("--gan-loss", type=click.Choice(["non-saturating", "saturating"]), default=None,
+              help="dcgan/cgan generator loss: -E log D(G(z)) (default) or the minimax E log(1 - D(G(z))).")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A hyper-parameter, repeatable: -p lr=1e-4 -p batch_size=32 (see the README per model).")
+@click.option("--device", default="cpu", show_default=True, help="torch device of training and evaluation.")
+@click.option("--progress/--no-progress", default=True, help="Progress bars on stderr (default: on).")
+def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_metrics, eval_extractor,
+          checkpoint_every, seed, gan_loss, params, device, progress) -> None:
+    """Train reference generator MODEL (dcgan, cgan, wgan, wgan-gp, ae, vae) in folder OUT, resuming its last
+    checkpoint; evaluates with genmetrics and writes sample grids, a history and a plot."""
+    model_class(model)
+    if dataset is not None:
+        check_dataset(dataset)
+    hparams = _parse_params(params, gan_loss)
+    latest = latest_checkpoint(out) if Path(out).is_dir() else None
+    run_dataset = dataset or (read_config(latest)["dataset"] if latest else "fashion-mnist")
+    if eval_samples == 1:
+        raise ConfigError("--eval-samples must be 0 (no evaluation) or at least 2")
+    if eval_samples:
+        parse_metrics(eval_metrics)
+        if eval_extractor not in EXTRACTORS:
+            raise ConfigError(f"unknown --eval-extractor {eval_extractor!r}; choose one of {', '.join(EXTRACTORS)}")
+        _check_reference(eval_ref or REFERENCES[run_dataset])
+    options = TrainOptions(steps=steps, eval_every=eval_every, eval_samples=eval_samples, eval_ref=eval_ref,
+                           eval_metrics=eval_metrics, eval_extractor=eval_extractor,
+                           checkpoint_every=checkpoint_every, device=device, progress=progress)
+    history = train_run(model, out, options, dataset=dataset, hparams=hparams, seed=seed,
+                        log=lambda message: click.echo(printable(message), err=True))
+    click.echo(f"wrote {printable(out)}: {latest_checkpoint(out).name}, samples-*.png, history.json, metrics.csv, "
+               "plot.png", err=True)
+    if history.metrics:
+        last = history.metrics[-1]
+        click.echo(f"step {last['step']}: " + ", ".join(f"{key} {value:.6g}" for key, value in last.items()
+                                                          if key != "step"))
+
+
+def _parse_labels(labels: str | None) -> list[int] | None:
+    if labels is None:
+        return None
+    try:
+        parsed = [int(item) for item in labels.split(",")]
+    except ValueError:
+        raise ConfigError(f"--labels {labels!r}: expected comma-separated class indices, e.g. 3 or 0,1,2") from None
+    return parsed
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), required=True, help="Number of samples.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="A new (or empty) folder of PNGs, a .npz file ('images' (N, H, W, 1) uint8 [+ 'labels']) or a "
+                   ".npy file (the images).")
+@click.option("--labels", default=None,
+              help="Class indices for a conditional model (cgan), repeated over the samples: 3 or 0,1,2 "
+                   "(default: uniform random).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed; --seed S -n N gives the images a training evaluation with seed S and N samples scored.")
+@click.option("--device", default="cpu", show_default=True, help="torch device.")
+def sample(checkpoint, n, output, labels, seed, device) -> None:
+    """Write N samples of the model at CHECKPOINT (a training folder: its last checkpoint; or a step-*.json file),
+    in its dataset's format (Fashion-MNIST 28x28, digits 8x8), to OUTPUT."""
+    wanted = _parse_labels(labels)
+    loaded = read_checkpoint(checkpoint, device)
+    model = loaded.model.eval()
+    if wanted is not None:  # checked in full once, not per chunk
+        model.check_labels(len(wanted), wanted, None)
+    images, drawn = draw(model, loaded.config["dataset"], n, seed, wanted)
+    if Path(output).suffix == ".npz":
+        arrays = {"images": images} if drawn is None else {"images": images, "labels": drawn}
+        write_bytes(output, npz_bytes(**arrays))
+    elif Path(output).suffix == ".npy":
+        write_bytes(output, npy_bytes(images))
+    else:
+        write_png_folder(output, images)
+    click.echo(f"wrote {n} samples {images.shape[1]}x{images.shape[2]} of {loaded.config['model']} "
+               f"(step {loaded.step}, seed {seed}) to {printable(output)}")

@@ -1,0 +1,180 @@
+"""The interface every reference generator implements: sampling, one training step, and its configuration.
+
+Images are uint8 NHWC ``(N, 28, 28, 1)`` at the boundary and float NCHW in ``[-1, 1]`` inside the networks.
+All randomness (weight initialisation, noise, labels) comes from explicit ``torch.Generator`` objects; noise is
+drawn on the CPU, so samples do not depend on the device.
+"""
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from genmetrics.errors import ConfigError
+
+IMAGE_SHAPE = (28, 28, 1)
+"""(H, W, C) of every model's images."""
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) float in [-1, 1] -> (N, H, W, C) uint8 on the CPU: ``round((x + 1) * 127.5)``, clipped."""
+    return ((images.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, C) uint8 -> (N, C, H, W) float32 in [-1, 1]: ``x / 127.5 - 1``."""
+    return images.permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[str, Sequence[str]],
+                    overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``overrides``, each converted to its default's type (int, float, str).
+
+    ConfigError for an unknown name, a value of the wrong type, an int below 1, a negative or infinite float,
+    or a value outside ``choices``.
+    """
+    resolved = dict(defaults)
+    for key, value in overrides.items():
+        if key not in defaults:
+            raise ConfigError(f"unknown hyper-parameter {key!r} for model {model!r}; it has "
+                              f"{', '.join(f'{k}={v}' for k, v in defaults.items())}")
+        kind = type(defaults[key])
+        try:
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            converted = kind(value)
+        except (TypeError, ValueError):
+            what = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be {what}") from None
+        if (kind is int and converted < 1) or (kind is float and not 0 <= converted < math.inf):
+            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be "
+                              f"{'a positive integer' if kind is int else 'a finite number >= 0'}")
+        if key in choices and converted not in choices[key]:
+            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r}: choose one of "
+                              f"{', '.join(choices[key])}")
+        resolved[key] = converted
+    return resolved
+
+
+def init_weights(module: nn.Module, generator: torch.Generator, std: float | None = None) -> None:
+    """Redraw every conv, linear and batch-norm parameter of ``module`` from ``generator``.
+
+    ``std`` given: weights ~ N(0, std) and batch-norm scales ~ N(1, std), biases 0 (the DCGAN recipe);
+    ``std=None``: PyTorch's default (Kaiming-uniform weights, uniform biases), seeded.
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if std is not None:
+                nn.init.normal_(layer.weight, 0.0, std, generator=generator)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+            else:
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                if layer.bias is not None:
+                    fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                    bound = 1 / math.sqrt(fan_in)
+                    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if std is not None:
+                nn.init.normal_(layer.weight, 1.0, std, generator=generator)
+            else:
+                nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+class Generator(nn.Module, abc.ABC):
+    """A trainable image generator for ``(28, 28, 1)`` images.
+
+    Subclasses set ``name``, ``defaults`` (hyper-parameters: every model has ``batch_size`` and ``lr``),
+    optionally ``choices`` and ``conditional``, and implement ``build``, ``make_optimizers``, ``generate`` and
+    ``train_step``. The constructor builds the networks, draws their weights from ``generator`` and creates
+    the optimizers (``self.optimizers``, saved in checkpoints with the weights).
+    """
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]]
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    conditional: ClassVar[bool] = False
+    init_std: ClassVar[float | None] = None  # see init_weights
+
+    def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.hparams = resolve_hparams(self.name, self.defaults, self.choices, hparams or {})
+        self.num_classes = num_classes
+        self.build()
+        init_weights(self, generator if generator is not None else torch.Generator().manual_seed(0), self.init_std)
+        self.optimizers: dict[str, torch.optim.Optimizer] = self.make_optimizers()
+
+    def config(self) -> dict[str, Any]:
+        """What rebuilds this model: name, hyper-parameters, number of classes, image shape (JSON-ready)."""
+        return {"model": self.name, "hparams": dict(self.hparams), "num_classes": self.num_classes,
+                "image_shape": list(IMAGE_SHAPE)}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def batches_per_step(self) -> int:
+        """Batches of ``batch_size`` images one ``train_step`` consumes (WGAN critics take several)."""
+        return 1
+
+    @abc.abstractmethod
+    def build(self) -> None:
+        """Create the networks from ``self.hparams`` and ``self.num_classes``."""
+
+    @abc.abstractmethod
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers ``train_step`` uses, by name."""
+
+    @abc.abstractmethod
+    def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None) -> torch.Tensor:
+        """(n, 1, 28, 28) float images in [-1, 1]; ``labels`` (n,) long for conditional models, else None."""
+
+    @abc.abstractmethod
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        """One update of every network on ``images`` (batches_per_step * batch_size, 1, 28, 28) float in
+        [-1, 1] with their ``labels`` (B,) long; returns the losses by name."""
+
+    def noise(self, n: int, generator: torch.Generator, dim: int) -> torch.Tensor:
+        """(n, dim) standard normal, drawn on the CPU from ``generator`` and moved to the model's device."""
+        return torch.randn(n, dim, generator=generator).to(self.device)
+
+    def check_labels(self, n: int, labels: Any, generator: torch.Generator) -> torch.Tensor | None:
+        """``labels`` as a (n,) long tensor on the model's device; for a conditional model without labels,
+        uniform random labels from ``generator``; None for an unconditional model (which refuses labels)."""
+        if not self.conditional:
+            if labels is not None:
+                raise ConfigError(f"model {self.name!r} is unconditional and takes no labels (train cgan for "
+                                  "class-conditional samples)")
+            return None
+        if labels is None:
+            return torch.randint(self.num_classes, (n,), generator=generator).to(self.device)
+        labels = torch.as_tensor(labels)
+        if labels.shape != (n,) or labels.is_floating_point() or labels.is_complex():
+            raise ConfigError(f"labels must be {n} integers (one per sample), got shape {tuple(labels.shape)} "
+                              f"of dtype {labels.dtype}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ConfigError(f"labels must lie in 0..{self.num_classes - 1}, got {labels.min()}..{labels.max()}")
+        return labels.long().to(self.device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: Any = None) -> torch.Tensor:
+        """``n`` images (n, 28, 28, 1) uint8 on the CPU, drawn in eval mode from ``generator`` (default: a
+        torch.Generator seeded 0). ``labels``: (n,) ints in 0..num_classes-1 for conditional models (default:
+        uniform random labels from ``generator``)."""
+        if n < 1:
+            raise ConfigError(f"the number of samples must be at least 1, got {n}")
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        labels = self.check_labels(n, labels, generator)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return to_uint8(self.generate(n, generator, labels))
+        finally:
+            self.train(was_training)

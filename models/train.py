@@ -1,0 +1,299 @@
+"""The training loop: deterministic batches, periodic evaluation through genmetrics' public API, resumable
+checkpoints, sample grids, and the loss/metric history with its plot, all in one output folder:
+
+    step-SSSSSSSS.safetensors / .json   the last checkpoint (models.checkpoint)
+    samples-SSSSSSSS.png                a grid of samples at each evaluation and at the end
+    history.json                        {"losses": [{"step", <loss>: mean since the previous row}],
+                                         "metrics": [{"step", <metric>: value}]}
+    metrics.csv                         the metric rows of history.json
+    plot.png                            losses and metrics over steps, at the end
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import genmetrics
+from genmetrics.errors import ConfigError, InputError
+from models.base import Generator, resolve_hparams, to_float
+from models.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from models.data import REFERENCES, load_dataset, native
+from models.files import png_bytes, write_bytes
+from models.registry import build_model, model_class
+
+SAMPLE_CHUNK = 64
+"""Samples are drawn in chunks of 64, chunk k from ``torch.Generator().manual_seed((seed * 1_000_003 + k) % 2**64)``:
+the scheme genmetrics.score uses for a generator callable, so ``draw`` returns the images an evaluation scored."""
+
+
+def chunk_generator(seed: int, k: int) -> torch.Generator:
+    """The generator of sample chunk ``k`` for ``seed`` (see SAMPLE_CHUNK); also the generator of epoch ``k``'s
+    shuffle."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + k) % 2**64)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How long to train and how to evaluate; unlike model, dataset, hyper-parameters and seed, these may change
+    when a run is resumed."""
+
+    steps: int
+    eval_every: int = 0  # 0: evaluate at the end only
+    eval_samples: int = 500  # 0: never evaluate
+    eval_ref: str | None = None  # default: the dataset's shipped reference
+    eval_metrics: str = "fid,kid,pr"
+    eval_extractor: str = "inception"
+    checkpoint_every: int = 500
+    log_every: int = 10
+    device: str = "cpu"
+    progress: bool = True
+
+
+class BatchSampler:
+    """Indices of each step's training images, a function of (seed, step) alone, so a resumed run sees the same
+    batches: epoch ``e`` is a permutation drawn from ``chunk_generator(seed, e)``, cut into ``n // size`` batches
+    (the remainder is dropped)."""
+
+    def __init__(self, n: int, size: int, seed: int) -> None:
+        self.n, self.size, self.seed = n, size, seed
+        self.per_epoch = n // size
+        self._epoch: tuple[int, torch.Tensor] | None = None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        """(size,) long indices of the images of ``step`` (0-based)."""
+        epoch, index = divmod(step, self.per_epoch)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, torch.randperm(self.n, generator=chunk_generator(self.seed, epoch)))
+        return self._epoch[1][index * self.size:(index + 1) * self.size]
+
+
+def sampler(model: Generator, dataset: str) -> Callable[[int, torch.Generator], np.ndarray]:
+    """``fn(n, generator) -> (n, H, W, 1) uint8``: samples of ``model`` in the format of ``dataset`` (a name), the
+    source genmetrics.score takes."""
+    def sample(n: int, generator: torch.Generator) -> np.ndarray:
+        return native(dataset, model.sample(n, generator).numpy())
+
+    return sample
+
+
+def draw(model: Generator, dataset: str, n: int, seed: int,
+         labels: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` samples in the format of ``dataset`` (a name), (n, H, W, 1) uint8, and their labels (n,) int64 for a
+    conditional model. Chunks as SAMPLE_CHUNK, so ``draw(model, dataset, n, seed)`` equals the images of an
+    evaluation with ``num_samples=n`` and ``seed``. ``labels``: repeated cyclically over the samples; default
+    (conditional models) uniform random labels, the first draw from each chunk's generator."""
+    images, drawn = [], []
+    for k, start in enumerate(range(0, n, SAMPLE_CHUNK)):
+        size = min(SAMPLE_CHUNK, n - start)
+        generator = chunk_generator(seed, k)
+        chunk_labels = None
+        if labels is not None:
+            chunk_labels = torch.tensor([labels[i % len(labels)] for i in range(start, start + size)])
+        elif model.conditional:
+            chunk_labels = torch.randint(model.num_classes, (size,), generator=generator)
+        images.append(native(dataset, model.sample(size, generator, chunk_labels).numpy()))
+        if chunk_labels is not None:
+            drawn.append(chunk_labels.numpy().astype(np.int64))
+    return np.concatenate(images), np.concatenate(drawn) if drawn else None
+
+
+def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
+    """(N, H, W, 1) uint8 -> one (rows * (H + pad) + pad, columns * (W + pad) + pad) uint8 image, row-major, on a
+    mid-gray background."""
+    n, height, width = images.shape[:3]
+    rows = -(-n // columns)
+    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 128, np.uint8)
+    for i, image in enumerate(images):
+        top, left = pad + (i // columns) * (height + pad), pad + (i % columns) * (width + pad)
+        grid[top:top + height, left:left + width] = image[..., 0]
+    return grid
+
+
+def sample_grid(model: Generator, seed: int) -> np.ndarray:
+    """8 rows of fixed-noise samples (generator seeded ``seed``) at the model's resolution; a conditional model
+    gets one column per class."""
+    columns = model.num_classes if model.conditional else 8
+    labels = torch.arange(8 * columns) % columns if model.conditional else None
+    return image_grid(model.sample(8 * columns, torch.Generator().manual_seed(seed), labels).numpy(), columns)
+
+
+@dataclass
+class History:
+    """Losses (mean over the steps since the previous row) and evaluation metrics, by step."""
+
+    losses: list[dict[str, float]] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, folder: Path, until: int) -> History:
+        """``folder/history.json`` without rows after step ``until`` (written after that checkpoint); empty if
+        there is none."""
+        path = folder / "history.json"
+        if not path.is_file():
+            return cls()
+        try:
+            saved = json.loads(path.read_text())
+            return cls([row for row in saved["losses"] if row["step"] <= until],
+                       [row for row in saved["metrics"] if row["step"] <= until])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read {str(path)!r} to resume: {exc} (delete it to start the history "
+                             "afresh)") from None
+
+    def save(self, folder: Path) -> None:
+        """Write ``history.json`` and ``metrics.csv`` atomically."""
+        write_bytes(folder / "history.json", (json.dumps(asdict(self), indent=1) + "\n").encode())
+        columns = ["step", *dict.fromkeys(key for row in self.metrics for key in row if key != "step")]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.metrics)
+        write_bytes(folder / "metrics.csv", buffer.getvalue().encode())
+
+
+def plot_history(history: History, path: Path) -> None:
+    """A PNG with the losses over steps and one panel per metric (``*_mean`` with its ``*_std`` as error bars)."""
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot and no global backend
+
+    names = list(dict.fromkeys(key for row in history.metrics for key in row
+                               if key != "step" and not key.endswith("_std")))
+    figure = Figure(figsize=(4.5 * (1 + len(names)), 3.5), layout="constrained")
+    axes = figure.subplots(1, 1 + len(names), squeeze=False)[0]
+    for key in dict.fromkeys(key for row in history.losses for key in row if key != "step"):
+        rows = [row for row in history.losses if key in row]
+        axes[0].plot([row["step"] for row in rows], [row[key] for row in rows], label=key)
+    axes[0].set(title="losses", xlabel="step")
+    if history.losses:
+        axes[0].legend()
+    for axis, key in zip(axes[1:], names):
+        rows = [row for row in history.metrics if key in row]
+        std_key = key[:-len("_mean")] + "_std" if key.endswith("_mean") else None
+        errors = [row.get(std_key, 0.0) for row in rows] if std_key else None
+        axis.errorbar([row["step"] for row in rows], [row[key] for row in rows], yerr=errors, marker="o")
+        axis.set(title=key, xlabel="step")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    write_bytes(path, buffer.getvalue())
+
+
+def evaluate(model: Generator, dataset: str, options: TrainOptions, seed: int) -> dict[str, float]:
+    """``options.eval_metrics`` of ``options.eval_samples`` samples (seed ``seed``) against ``options.eval_ref``
+    (default: the dataset's shipped reference), through ``genmetrics.score``."""
+    result = genmetrics.score(sampler(model, dataset), options.eval_ref or REFERENCES[dataset], options.eval_metrics,
+                              num_samples=options.eval_samples, seed=seed, extractor=options.eval_extractor,
+                              device=options.device, progress=options.progress)
+    return result.metrics
+
+
+def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Mapping[str, Any],
+            seed: int | None, device: str) -> Checkpoint:
+    """The checkpoint ``latest`` with optimizers and RNG state; ConfigError if the run it belongs to differs in
+    model, dataset, seed or an explicitly given hyper-parameter."""
+    checkpoint = read_checkpoint(latest, device, training=True)
+    config = checkpoint.config
+    cls = model_class(model_name)
+    wanted = resolve_hparams(model_name, cls.defaults, cls.choices, hparams)
+    differences = [f"model {config['model']!r}" if config["model"] != model_name else None,
+                   f"dataset {config['dataset']!r}" if dataset_name not in (None, config["dataset"]) else None,
+                   f"seed {config['seed']}" if seed not in (None, config["seed"]) else None]
+    if config["model"] == model_name:
+        differences += [f"{key}={config['hparams'][key]!r}" for key in hparams
+                        if config["hparams"][key] != wanted[key]]
+    differences = [d for d in differences if d]
+    if differences:
+        raise ConfigError(f"{str(latest.parent)!r} holds a run with {', '.join(differences)} (at step "
+                          f"{checkpoint.step}); resume it with the same settings or choose another --out")
+    return checkpoint
+
+
+def _out_folder(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create --out folder {str(out)!r}: {exc.strerror or exc}") from None
+    return out
+
+
+def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: str | None = None,
+          hparams: Mapping[str, Any] | None = None, seed: int | None = None,
+          log: Callable[[str], None] = lambda message: None) -> History:
+    """Train ``model_name`` on ``dataset`` (default fashion-mnist) to ``options.steps`` steps in folder ``out``,
+    resuming from its last checkpoint if it has one (then ``dataset``, ``seed`` and ``hparams`` must match the
+    run's or be None/empty). ``seed`` (default 0) seeds the weights, the batches, the noise and the
+    evaluations. ``log`` receives one-line notes (resuming, nothing to train). Returns the history (also in
+    ``out``)."""
+    hparams = dict(hparams or {})
+    out = _out_folder(out)
+    latest = latest_checkpoint(out)
+    if latest is not None:
+        checkpoint = _resume(latest, model_name, dataset, hparams, seed, options.device)
+        log(f"resuming {latest} (step {checkpoint.step})")
+        if checkpoint.step >= options.steps:
+            log(f"{out} is already at step {checkpoint.step} (--steps {options.steps}): nothing to train")
+        data = load_dataset(checkpoint.config["dataset"])
+        model, step, seed = checkpoint.model, checkpoint.step, checkpoint.config["seed"]
+        generator = torch.Generator()
+        generator.set_state(checkpoint.rng_state)
+        history = History.load(out, until=step)
+    else:
+        seed = 0 if seed is None else seed
+        data = load_dataset(dataset or "fashion-mnist")
+        generator = torch.Generator().manual_seed(seed)
+        model = build_model(model_name, hparams, num_classes=data.num_classes, generator=generator).to(options.device)
+        step, history = 0, History()
+    per_step = model.hparams["batch_size"] * model.batches_per_step
+    if model.hparams["batch_size"] < 2 or per_step > len(data.images):
+        raise ConfigError(f"batch_size={model.hparams['batch_size']} (x{model.batches_per_step} batches per step) "
+                          f"must be at least 2 and fit in the {len(data.images)} training images of {data.name}")
+    images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
+    batches = BatchSampler(len(images), per_step, seed)
+    window: dict[str, list[float]] = {}
+    model.train()
+    with tqdm(total=options.steps, initial=step, desc=f"train {model_name}", unit="step",
+              disable=not options.progress) as bar:
+        while step < options.steps:
+            index = batches(step)
+            losses = model.train_step(to_float(images[index]).to(options.device), labels[index].to(options.device),
+                                      generator)
+            step += 1
+            for key, value in losses.items():
+                if not math.isfinite(value):
+                    raise ConfigError(f"{model_name} {key} became {value} at step {step}; lower the learning rate "
+                                      "(-p lr=...) and train again in a new --out folder")
+                window.setdefault(key, []).append(value)
+            bar.update(1)
+            bar.set_postfix({key: f"{value:.3g}" for key, value in losses.items()}, refresh=False)
+            at_end = step == options.steps
+            evaluate_now = options.eval_samples > 0 and (at_end or (options.eval_every > 0
+                                                                     and step % options.eval_every == 0))
+            checkpoint_now = at_end or evaluate_now or step % options.checkpoint_every == 0
+            if checkpoint_now or step % options.log_every == 0:
+                history.losses.append({"step": step, **{key: float(np.mean(v)) for key, v in window.items()}})
+                window = {}
+            if evaluate_now:
+                history.metrics.append({"step": step, **evaluate(model, data.name, options, seed)})
+            if evaluate_now or at_end:
+                write_bytes(out / f"samples-{step:08d}.png", png_bytes(sample_grid(model, seed)))
+            if checkpoint_now:
+                history.save(out)  # before the checkpoint: rows past a checkpoint are dropped on resume
+                save_checkpoint(out, model, step=step, dataset=data.name, seed=seed, rng_state=generator.get_state(),
+                                run=asdict(options))
+    plot_history(history, out / "plot.png")
+    return history

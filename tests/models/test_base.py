@@ -1,0 +1,67 @@
+"""The Generator interface shared by every model: hyper-parameters, seeding, sampling, labels."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genmetrics.errors import ConfigError
+from models.base import resolve_hparams, to_float, to_uint8
+from models.registry import MODELS, build_model
+from tests.models.conftest import TINY, assert_uint8_images, seeded
+
+
+def test_registry_names_are_the_contract():
+    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae"]
+    with pytest.raises(ConfigError, match=r"unknown model 'gan'; choose one of dcgan, cgan, wgan, wgan-gp, ae, vae"):
+        build_model("gan")
+
+
+def test_uint8_conversion_round_trips_and_clips():
+    images = torch.arange(256, dtype=torch.uint8).reshape(4, 8, 8, 1)
+    assert torch.equal(to_uint8(to_float(images)), images)
+    assert to_float(images).shape == (4, 1, 8, 8) and to_float(images).min() == -1 and to_float(images).max() == 1
+    assert to_uint8(torch.tensor([-3.0, -1.0, 0.0, 1.0, 5.0]).reshape(1, 1, 1, 5)).flatten().tolist() == [0, 0, 128,
+                                                                                                           255, 255]
+
+
+def test_hyper_parameters_are_checked_and_converted():
+    defaults, choices = {"width": 64, "lr": 2e-4, "gan_loss": "non-saturating"}, {"gan_loss": ("non-saturating",
+                                                                                              "saturating")}
+    assert resolve_hparams("m", defaults, choices, {"width": 32.0, "lr": 1}) == {"width": 32, "lr": 1.0,
+                                                                                 "gan_loss": "non-saturating"}
+    for overrides, message in [({"depth": 3}, r"unknown hyper-parameter 'depth' for model 'm'; it has width=64"),
+                               ({"width": 2.5}, r"width=2.5 of model 'm' must be an integer"),
+                               ({"width": "wide"}, r"width='wide' of model 'm' must be an integer"),
+                               ({"width": 0}, r"must be a positive integer"),
+                               ({"lr": -1e-3}, r"must be a finite number >= 0"),
+                               ({"gan_loss": "hinge"}, r"choose one of non-saturating, saturating")]:
+        with pytest.raises(ConfigError, match=message):
+            resolve_hparams("m", defaults, choices, overrides)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_weights_and_samples_are_determined_by_the_generators(name):
+    first = build_model(name, TINY[name], generator=seeded(3))
+    again = build_model(name, TINY[name], generator=seeded(3))
+    other = build_model(name, TINY[name], generator=seeded(4))
+    for (key, a), b, c in zip(first.state_dict().items(), again.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert any(not torch.equal(a, c) for a, c in zip(first.parameters(), other.parameters()))
+    samples = first.sample(5, seeded(1))
+    assert_uint8_images(samples, 5)
+    assert torch.equal(samples, again.sample(5, seeded(1)))
+    assert not torch.equal(samples, first.sample(5, seeded(2)))
+    assert torch.equal(first.sample(3), first.sample(3, seeded(0)))  # default generator: seed 0
+    assert first.training  # sample() restores the mode
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "ae", "vae"])
+def test_unconditional_models_refuse_labels(name):
+    model = build_model(name, TINY[name])
+    with pytest.raises(ConfigError, match=rf"model '{name}' is unconditional and takes no labels"):
+        model.sample(2, labels=[0, 1])
+
+
+def test_sample_count_must_be_positive():
+    with pytest.raises(ConfigError, match="at least 1, got 0"):
+        build_model("dcgan", TINY["dcgan"]).sample(0)

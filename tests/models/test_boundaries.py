@@ -1,0 +1,30 @@
+"""Package boundaries: models uses genmetrics' public API only (plus genmetrics.errors); genmetrics never imports
+models."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_models_reaches_genmetrics_only_through_its_public_api():
+    used = {name for path in (REPO / "models").glob("*.py") for name in _imported_modules(path)
+            if name.split(".")[0] == "genmetrics"}
+    assert used == {"genmetrics", "genmetrics.errors"}
+
+
+def test_genmetrics_never_imports_models_or_cli():
+    for path in (REPO / "genmetrics").rglob("*.py"):
+        roots = {name.split(".")[0] for name in _imported_modules(path)}
+        assert not roots & {"models", "cli"}, path
