@@ -1,12 +1,14 @@
 """genmetrics: offline, exact evaluation of image generators (FID, KID, IS, precision/recall, ...).
 
-Public API: ``score``, ``clip_score``, ``compute_stats``, ``load_stats``, ``Result``, ``Stats``,
-``GenMetricsError``.
+Public API: ``score``, ``clip_score``, ``compute_stats``, ``compare``, ``load_stats``, ``Result``,
+``Comparison``, ``Stats``, ``GenMetricsError``.
 Importing has no side effects and nothing ever downloads.
 """
 from genmetrics._version import __version__
+from genmetrics.compare import Comparison, compare
 from genmetrics.errors import GenMetricsError
 from genmetrics.evaluate import Result, clip_score, compute_stats, score
 from genmetrics.io.statsfile import Stats, load_stats
 
-__all__ = ["GenMetricsError", "Result", "Stats", "__version__", "clip_score", "compute_stats", "load_stats", "score"]
+__all__ = ["Comparison", "GenMetricsError", "Result", "Stats", "__version__", "clip_score", "compare", "compute_stats",
+           "load_stats", "score"]

@@ -37,7 +37,7 @@ def resolve_reference(name: str, extractor: str | None = None) -> Path:
     raise StatsError(f"unknown reference {name!r}: not a path and not a shipped name (shipped: {known}; "
                      "`genmetrics stats --list` shows them)")
 
-DEMO_REFERENCE = "fashion-mnist-train-2500"
+DEMO_REFERENCE = "fashion-mnist-train"
 DEMO_GENERATED = "demo/fashion-mnist-test-300.npy"
 
 

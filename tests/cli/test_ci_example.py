@@ -20,6 +20,7 @@ def test_workflow_compare_command_runs_on_two_checkpoints(tmp_path):
     line = next(row.strip() for row in WORKFLOW.read_text().splitlines() if row.strip().startswith("genmetrics compare"))
     assert '--format markdown --output compare.md' in line and '--fail-if "fid>+1"' in line
     for name in ("baseline", "candidate"):  # one model saved twice: no change, so every check must pass
+        (tmp_path / name).mkdir()
         model = build_model("dcgan", {"width": 8, "z_dim": 8, "batch_size": 8}, generator=torch.Generator().manual_seed(0))
         save_checkpoint(tmp_path / name, model, step=1, dataset="digits", seed=0, rng_state=torch.Generator().get_state())
     reference = tmp_path / "reference.npy"

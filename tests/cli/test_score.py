@@ -158,7 +158,14 @@ def test_cli_and_genmetrics_come_from_this_repository():
 def test_stats_list_shows_the_shipped_references():
     result = run("stats", "--list")
     assert result.exit_code == 0
-    assert "fashion-mnist-train-2500" in result.stdout and "inception-v3-tf" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "N", "features", "extractor", "weights", "sha256", "resize", "file", "sha256",
+                                "source"]
+    rows = {tuple(line.split()[:4]) for line in lines[1:]}
+    assert {("fashion-mnist-train", "60000", "10000", "inception-v3-tf"),
+            ("fashion-mnist-test", "10000", "10000", "inception-v3-tf"),
+            ("digits", "1797", "1797", "inception-v3-tf"),
+            ("fashion-mnist-test", "10000", "10000", "fashion-cnn")} <= rows
 
 
 def test_demo_runs_without_arguments():
@@ -168,4 +175,20 @@ def test_demo_runs_without_arguments():
     assert proc.returncode == 0, proc.stderr
     for label in ("FID", "KID (mean)", "precision", "recall"):
         assert label in proc.stdout
-    assert "fashion-mnist-train-2500" in proc.stdout and "N=300" in proc.stdout
+    assert "fashion-mnist-train: stats of" in proc.stdout and "N=300" in proc.stdout and "N=60000" in proc.stdout
+
+
+def test_fashion_cnn_scores_against_the_shipped_reference_name(tmp_path):
+    """`genmetrics score samples/ fashion-mnist-test --extractor fashion-cnn --metrics is,fid` resolves the name to
+    the fashion-cnn statistics of the test split."""
+    from genmetrics.io.idx import fashion_mnist
+
+    write_folder(tmp_path / "samples", fashion_mnist("train")[:64])
+    result = run("score", str(tmp_path / "samples"), "fashion-mnist-test", "--extractor", "fashion-cnn",
+                 "--metrics", "is,fid", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["provenance"]["extractor"]["name"] == "fashion-cnn"
+    assert out["provenance"]["reference"]["name"] == "fashion-mnist-test"
+    assert out["provenance"]["reference"]["stats_file"].endswith("fashion-mnist-test.fashion-cnn.npz")
+    assert 1.0 < out["metrics"]["is_mean"] <= 10.0 and 0.0 < out["metrics"]["fid"] < 50.0
