@@ -16,6 +16,7 @@ TINY = {
     "wgan-gp": {"width": 8, "z_dim": 8, "batch_size": 8, "n_critic": 2},
     "ae": {"width": 8, "z_dim": 4, "batch_size": 8},
     "vae": {"width": 8, "z_dim": 4, "batch_size": 8},
+    "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 8},
 }
 
 
