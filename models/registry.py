@@ -11,8 +11,9 @@ from models.base import Generator
 from models.gan import CGAN, DCGAN, WGAN, WGANGP
 from models.pixelcnn import PixelCNN
 from models.vae import AE, VAE
+from models.vqvae import VQVAE
 
-MODELS: dict[str, type[Generator]] = {cls.name: cls for cls in (DCGAN, CGAN, WGAN, WGANGP, AE, VAE, PixelCNN)}
+MODELS: dict[str, type[Generator]] = {cls.name: cls for cls in (DCGAN, CGAN, WGAN, WGANGP, AE, VAE, PixelCNN, VQVAE)}
 
 
 def model_class(name: str) -> type[Generator]:

@@ -17,6 +17,7 @@ TINY = {
     "ae": {"width": 8, "z_dim": 4, "batch_size": 8},
     "vae": {"width": 8, "z_dim": 4, "batch_size": 8},
     "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 8},
+    "vqvae": {"width": 8, "codes": 16, "code_dim": 4, "prior_channels": 8, "prior_layers": 2, "batch_size": 8},
 }
 
 

@@ -11,9 +11,9 @@ from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 
 def test_registry_names_are_the_contract():
-    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn"]
+    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae"]
     with pytest.raises(ConfigError, match=r"unknown model 'gan'; choose one of dcgan, cgan, wgan, wgan-gp, ae, vae, "
-                                          r"pixelcnn"):
+                                          r"pixelcnn, vqvae"):
         build_model("gan")
 
 
@@ -54,7 +54,7 @@ def test_boolean_and_nonnegative_hyper_parameters():
         resolve_hparams("m", defaults, {}, {"steps": 0})
 
 
-@pytest.mark.parametrize("name", ["dcgan", "vae", "pixelcnn"])
+@pytest.mark.parametrize("name", ["dcgan", "vae", "pixelcnn", "vqvae"])
 def test_models_without_sampling_options_refuse_them(name):
     model = build_model(name, TINY[name])
     assert model.check_sample_options({"guidance": None}) == {}  # None: not given
@@ -80,7 +80,7 @@ def test_weights_and_samples_are_determined_by_the_generators(name):
 
 
 @pytest.mark.parametrize("name, hparams", [("dcgan", {}), ("wgan", {}), ("wgan-gp", {}), ("ae", {}), ("vae", {}),
-                                           ("pixelcnn", {})])
+                                           ("pixelcnn", {}), ("vqvae", {})])
 def test_unconditional_models_refuse_labels(name, hparams):
     model = build_model(name, {**TINY[name], **hparams})
     with pytest.raises(ConfigError, match=rf"model '{name}' is unconditional and takes no labels"):
