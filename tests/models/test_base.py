@@ -11,9 +11,9 @@ from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 
 def test_registry_names_are_the_contract():
-    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae"]
+    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae", "ddpm"]
     with pytest.raises(ConfigError, match=r"unknown model 'gan'; choose one of dcgan, cgan, wgan, wgan-gp, ae, vae, "
-                                          r"pixelcnn, vqvae"):
+                                          r"pixelcnn, vqvae, ddpm"):
         build_model("gan")
 
 
@@ -80,7 +80,7 @@ def test_weights_and_samples_are_determined_by_the_generators(name):
 
 
 @pytest.mark.parametrize("name, hparams", [("dcgan", {}), ("wgan", {}), ("wgan-gp", {}), ("ae", {}), ("vae", {}),
-                                           ("pixelcnn", {}), ("vqvae", {})])
+                                           ("pixelcnn", {}), ("vqvae", {}), ("ddpm", {"conditional": False})])
 def test_unconditional_models_refuse_labels(name, hparams):
     model = build_model(name, {**TINY[name], **hparams})
     with pytest.raises(ConfigError, match=rf"model '{name}' is unconditional and takes no labels"):
