@@ -66,8 +66,8 @@ def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[st
             raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be {what}") from None
         least = 0 if key in nonnegative else 1
         if (kind is int and converted < least) or (kind is float and not 0 <= converted < math.inf):
-            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be "
-                              f"{('an integer >= 0' if least == 0 else 'a positive integer') if kind is int else 'a finite number >= 0'}")
+            what = ("an integer >= 0" if least == 0 else "a positive integer") if kind is int else "a finite number >= 0"
+            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be {what}")
         if key in choices and converted not in choices[key]:
             raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r}: choose one of "
                               f"{', '.join(choices[key])}")
