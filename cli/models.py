@@ -20,8 +20,9 @@ from models.train import TrainOptions, draw
 from models.train import train as train_run
 
 
-def _parse_params(params: tuple[str, ...], gan_loss: str | None) -> dict[str, Any]:
-    """``("lr=1e-4", ...)`` -> {"lr": 0.0001, ...}: values read as JSON numbers where they parse, else strings."""
+def _parse_params(params: tuple[str, ...], **named: str | None) -> dict[str, Any]:
+    """``("lr=1e-4", ...)`` -> {"lr": 0.0001, ...}: values read as JSON numbers where they parse, else strings;
+    then the ``named`` hyper-parameters given by their own options (--gan-loss, --schedule) unless None."""
     parsed: dict[str, Any] = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -31,8 +32,7 @@ def _parse_params(params: tuple[str, ...], gan_loss: str | None) -> dict[str, An
             parsed[key.strip()] = json.loads(value)
         except ValueError:
             parsed[key.strip()] = value
-    if gan_loss is not None:
-        parsed["gan_loss"] = gan_loss
+    parsed.update({key: value for key, value in named.items() if value is not None})
     return parsed
 
 
@@ -70,18 +70,20 @@ def _check_reference(ref: str) -> None:
 @click.option("--seed", type=int, default=None, help="Seed of weights, batches, noise and evaluations (default 0).")
 @click.option("--gan-loss", type=click.Choice(["non-saturating", "saturating"]), default=None,
               help="dcgan/cgan generator loss: -E log D(G(z)) (default) or the minimax E log(1 - D(G(z))).")
+@click.option("--schedule", type=click.Choice(["linear", "cosine"]), default=None,
+              help="ddpm noise schedule: linear (Ho et al., the default) or cosine (Nichol & Dhariwal).")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A hyper-parameter, repeatable: -p lr=1e-4 -p batch_size=32 (see the README per model).")
 @click.option("--device", default="cpu", show_default=True, help="torch device of training and evaluation.")
 @click.option("--progress/--no-progress", default=True, help="Progress bars on stderr (default: on).")
 def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_metrics, eval_extractor,
-          checkpoint_every, seed, gan_loss, params, device, progress) -> None:
-    """Train reference generator MODEL (dcgan, cgan, wgan, wgan-gp, ae, vae) in folder OUT, resuming its last
-    checkpoint; evaluates with genmetrics and writes sample grids, a history and a plot."""
+          checkpoint_every, seed, gan_loss, schedule, params, device, progress) -> None:
+    """Train reference generator MODEL (dcgan, cgan, wgan, wgan-gp, ae, vae, pixelcnn, vqvae, ddpm) in folder OUT,
+    resuming its last checkpoint; evaluates with genmetrics and writes sample grids, a history and a plot."""
     model_class(model)
     if dataset is not None:
         check_dataset(dataset)
-    hparams = _parse_params(params, gan_loss)
+    hparams = _parse_params(params, gan_loss=gan_loss, schedule=schedule)
     latest = latest_checkpoint(out) if Path(out).is_dir() else None
     run_dataset = dataset or (read_config(latest)["dataset"] if latest else "fashion-mnist")
     if eval_samples == 1:
@@ -121,20 +123,32 @@ def _parse_labels(labels: str | None) -> list[int] | None:
               help="A new (or empty) folder of PNGs, a .npz file ('images' (N, H, W, 1) uint8 [+ 'labels']) or a "
                    ".npy file (the images).")
 @click.option("--labels", default=None,
-              help="Class indices for a conditional model (cgan), repeated over the samples: 3 or 0,1,2 "
-                   "(default: uniform random).")
+              help="Class indices for a conditional model (cgan; ddpm and, with -p conditional=true, pixelcnn), "
+                   "repeated over the samples: 3 or 0,1,2 (default: uniform random).")
+@click.option("--guidance", type=float, default=None,
+              help="ddpm classifier-free guidance weight w (Ho & Salimans): eps = (1 + w) eps_c - w eps_u; 0: "
+                   "conditional without guidance, -1: unconditional (default: the checkpoint's, 0).")
+@click.option("--classifier-scale", type=float, default=None,
+              help="ddpm classifier guidance scale s: the mean moves by s * sigma_t^2 * grad log f(y | x_t, t) "
+                   "(default: the checkpoint's, 0).")
+@click.option("--sampling-steps", type=int, default=None,
+              help="ddpm sampler: 0 = Algorithm 2 with all T steps, K = DDIM (eta 0) with K steps (default: the "
+                   "checkpoint's, 50).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed; --seed S -n N gives the images a training evaluation with seed S and N samples scored.")
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
-def sample(checkpoint, n, output, labels, seed, device) -> None:
+def sample(checkpoint, n, output, labels, guidance, classifier_scale, sampling_steps, seed, device) -> None:
     """Write N samples of the model at CHECKPOINT (a training folder: its last checkpoint; or a step-*.json file),
     in its dataset's format (Fashion-MNIST 28x28, digits 8x8), to OUTPUT."""
     wanted = _parse_labels(labels)
     loaded = read_checkpoint(checkpoint, device)
     model = loaded.model.eval()
+    options = {"guidance": guidance, "classifier_scale": classifier_scale, "sampling_steps": sampling_steps}
+    options = {key: value for key, value in options.items() if value is not None}
+    model.check_sample_options(options)  # checked once, before sampling
     if wanted is not None:  # checked in full once, not per chunk
         model.check_labels(len(wanted), wanted, None)
-    images, drawn = draw(model, loaded.config["dataset"], n, seed, wanted)
+    images, drawn = draw(model, loaded.config["dataset"], n, seed, wanted, **options)
     if Path(output).suffix == ".npz":
         arrays = {"images": images} if drawn is None else {"images": images, "labels": drawn}
         write_bytes(output, npz_bytes(**arrays))
@@ -142,5 +156,6 @@ def sample(checkpoint, n, output, labels, seed, device) -> None:
         write_bytes(output, npy_bytes(images))
     else:
         write_png_folder(output, images)
+    settings = "".join(f", {key} {value}" for key, value in options.items())
     click.echo(f"wrote {n} samples {images.shape[1]}x{images.shape[2]} of {loaded.config['model']} "
-               f"(step {loaded.step}, seed {seed}) to {printable(output)}")
+               f"(step {loaded.step}, seed {seed}{settings}) to {printable(output)}")

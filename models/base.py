@@ -30,12 +30,26 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[str, Sequence[str]],
-                    overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated with ``overrides``, each converted to its default's type (int, float, str).
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
-    ConfigError for an unknown name, a value of the wrong type, an int below 1, a negative or infinite float,
-    or a value outside ``choices``.
+
+def _to_bool(value: Any) -> bool:
+    """True/False, 1/0 or the strings true/false, yes/no, 1/0 -> bool; ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]
+    raise ValueError(value)
+
+
+def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[str, Sequence[str]],
+                    overrides: Mapping[str, Any], nonnegative: Sequence[str] = ()) -> dict[str, Any]:
+    """``defaults`` updated with ``overrides``, each converted to its default's type (bool, int, float, str).
+
+    ConfigError for an unknown name, a value of the wrong type, an int below 1 (below 0 for the names in
+    ``nonnegative``), a negative or infinite float, or a value outside ``choices``.
     """
     resolved = dict(defaults)
     for key, value in overrides.items():
@@ -46,13 +60,14 @@ def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[st
         try:
             if kind is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            converted = kind(value)
+            converted = _to_bool(value) if kind is bool else kind(value)
         except (TypeError, ValueError):
-            what = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            what = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, kind.__name__)
             raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be {what}") from None
-        if (kind is int and converted < 1) or (kind is float and not 0 <= converted < math.inf):
-            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be "
-                              f"{'a positive integer' if kind is int else 'a finite number >= 0'}")
+        least = 0 if key in nonnegative else 1
+        if (kind is int and converted < least) or (kind is float and not 0 <= converted < math.inf):
+            what = ("an integer >= 0" if least == 0 else "a positive integer") if kind is int else "a finite number >= 0"
+            raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r} must be {what}")
         if key in choices and converted not in choices[key]:
             raise ConfigError(f"hyper-parameter {key}={value!r} of model {model!r}: choose one of "
                               f"{', '.join(choices[key])}")
@@ -61,10 +76,10 @@ def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[st
 
 
 def init_weights(module: nn.Module, generator: torch.Generator, std: float | None = None) -> None:
-    """Redraw every conv, linear and batch-norm parameter of ``module`` from ``generator``.
+    """Redraw every conv, linear, embedding and batch-norm parameter of ``module`` from ``generator``.
 
-    ``std`` given: weights ~ N(0, std) and batch-norm scales ~ N(1, std), biases 0 (the DCGAN recipe);
-    ``std=None``: PyTorch's default (Kaiming-uniform weights, uniform biases), seeded.
+    ``std`` given: weights and embeddings ~ N(0, std) and batch-norm scales ~ N(1, std), biases 0 (the DCGAN
+    recipe); ``std=None``: PyTorch's default (Kaiming-uniform weights, uniform biases, N(0, 1) embeddings), seeded.
     """
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -78,6 +93,8 @@ def init_weights(module: nn.Module, generator: torch.Generator, std: float | Non
                     fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
                     bound = 1 / math.sqrt(fan_in)
                     nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        elif isinstance(layer, nn.Embedding):
+            nn.init.normal_(layer.weight, 0.0, 1.0 if std is None else std, generator=generator)
         elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if std is not None:
                 nn.init.normal_(layer.weight, 1.0, std, generator=generator)
@@ -90,21 +107,25 @@ class Generator(nn.Module, abc.ABC):
     """A trainable image generator for ``(28, 28, 1)`` images.
 
     Subclasses set ``name``, ``defaults`` (hyper-parameters: every model has ``batch_size`` and ``lr``),
-    optionally ``choices`` and ``conditional``, and implement ``build``, ``make_optimizers``, ``generate`` and
-    ``train_step``. The constructor builds the networks, draws their weights from ``generator`` and creates
-    the optimizers (``self.optimizers``, saved in checkpoints with the weights).
+    optionally ``choices``, ``nonnegative`` (int hyper-parameters that may be 0), ``conditional`` (a model whose
+    ``conditional`` hyper-parameter decides sets it in ``build``) and ``sample_options``, and implement ``build``,
+    ``make_optimizers``, ``generate`` and ``train_step``. The constructor builds the networks, draws their weights
+    from ``generator`` and creates the optimizers (``self.optimizers``, saved in checkpoints with the weights).
     """
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
-    conditional: ClassVar[bool] = False
+    nonnegative: ClassVar[tuple[str, ...]] = ()
+    conditional: bool = False
+    sample_options: ClassVar[dict[str, type]] = {}
+    """Keyword options of ``sample`` (and ``generate``) by name, with their types; none by default."""
     init_std: ClassVar[float | None] = None  # see init_weights
 
     def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.hparams = resolve_hparams(self.name, self.defaults, self.choices, hparams or {})
+        self.hparams = resolve_hparams(self.name, self.defaults, self.choices, hparams or {}, self.nonnegative)
         self.num_classes = num_classes
         self.build()
         init_weights(self, generator if generator is not None else torch.Generator().manual_seed(0), self.init_std)
@@ -133,8 +154,10 @@ class Generator(nn.Module, abc.ABC):
         """The optimizers ``train_step`` uses, by name."""
 
     @abc.abstractmethod
-    def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None) -> torch.Tensor:
-        """(n, 1, 28, 28) float images in [-1, 1]; ``labels`` (n,) long for conditional models, else None."""
+    def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None,
+                 **options: Any) -> torch.Tensor:
+        """(n, 1, 28, 28) float images in [-1, 1]; ``labels`` (n,) long for conditional models, else None;
+        ``options``: what ``check_sample_options`` returned (empty for a model without ``sample_options``)."""
 
     @abc.abstractmethod
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
@@ -163,10 +186,35 @@ class Generator(nn.Module, abc.ABC):
             raise ConfigError(f"labels must lie in 0..{self.num_classes - 1}, got {labels.min()}..{labels.max()}")
         return labels.long().to(self.device)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, labels: Any = None) -> torch.Tensor:
+    def check_sample_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` of ``sample`` without the None values, each converted to its type in ``sample_options``;
+        ConfigError naming any option this model does not take. Models with options override this to check their
+        values and fill in their defaults."""
+        given = {key: value for key, value in options.items() if value is not None}
+        unknown = [key for key in given if key not in self.sample_options]
+        if unknown:
+            takes = f"its options are {', '.join(self.sample_options)}" if self.sample_options else "it takes none"
+            raise ConfigError(f"model {self.name!r} has no sampling option {', '.join(unknown)} "
+                              f"({', '.join('--' + key.replace('_', '-') for key in unknown)}); {takes}")
+        converted = {}
+        for key, value in given.items():
+            kind = self.sample_options[key]
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ConfigError(f"sampling option {key}={value!r} of model {self.name!r} must be an integer")
+            try:
+                converted[key] = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"sampling option {key}={value!r} of model {self.name!r} must be "
+                                  f"{'an integer' if kind is int else 'a number'}") from None
+        return converted
+
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: Any = None,
+               **options: Any) -> torch.Tensor:
         """``n`` images (n, 28, 28, 1) uint8 on the CPU, drawn in eval mode from ``generator`` (default: a
         torch.Generator seeded 0). ``labels``: (n,) ints in 0..num_classes-1 for conditional models (default:
-        uniform random labels from ``generator``)."""
+        uniform random labels from ``generator``). ``options``: the model's ``sample_options`` (None: its default),
+        e.g. ddpm's ``guidance``, ``classifier_scale`` and ``sampling_steps``."""
+        options = self.check_sample_options(options)
         if n < 1:
             raise ConfigError(f"the number of samples must be at least 1, got {n}")
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -175,6 +223,6 @@ class Generator(nn.Module, abc.ABC):
         self.eval()
         try:
             with torch.no_grad():
-                return to_uint8(self.generate(n, generator, labels))
+                return to_uint8(self.generate(n, generator, labels, **options))
         finally:
             self.train(was_training)

@@ -8,10 +8,14 @@ import torch
 
 from genmetrics.errors import ConfigError
 from models.base import Generator
+from models.diffusion import DDPM
 from models.gan import CGAN, DCGAN, WGAN, WGANGP
+from models.pixelcnn import PixelCNN
 from models.vae import AE, VAE
+from models.vqvae import VQVAE
 
-MODELS: dict[str, type[Generator]] = {cls.name: cls for cls in (DCGAN, CGAN, WGAN, WGANGP, AE, VAE)}
+MODELS: dict[str, type[Generator]] = {cls.name: cls for cls in (DCGAN, CGAN, WGAN, WGANGP, AE, VAE, PixelCNN, VQVAE,
+                                                                DDPM)}
 
 
 def model_class(name: str) -> type[Generator]:

@@ -91,12 +91,13 @@ def sampler(model: Generator, dataset: str) -> Callable[[int, torch.Generator], 
     return sample
 
 
-def draw(model: Generator, dataset: str, n: int, seed: int,
-         labels: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def draw(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int] | None = None,
+         **options: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` samples in the format of ``dataset`` (a name), (n, H, W, 1) uint8, and their labels (n,) int64 for a
     conditional model. Chunks as SAMPLE_CHUNK, so ``draw(model, dataset, n, seed)`` equals the images of an
     evaluation with ``num_samples=n`` and ``seed``. ``labels``: repeated cyclically over the samples; default
-    (conditional models) uniform random labels, the first draw from each chunk's generator."""
+    (conditional models) uniform random labels, the first draw from each chunk's generator. ``options``: the
+    model's sampling options (``Generator.sample``)."""
     images, drawn = [], []
     for k, start in enumerate(range(0, n, SAMPLE_CHUNK)):
         size = min(SAMPLE_CHUNK, n - start)
@@ -106,7 +107,7 @@ def draw(model: Generator, dataset: str, n: int, seed: int,
             chunk_labels = torch.tensor([labels[i % len(labels)] for i in range(start, start + size)])
         elif model.conditional:
             chunk_labels = torch.randint(model.num_classes, (size,), generator=generator)
-        images.append(native(dataset, model.sample(size, generator, chunk_labels).numpy()))
+        images.append(native(dataset, model.sample(size, generator, chunk_labels, **options).numpy()))
         if chunk_labels is not None:
             drawn.append(chunk_labels.numpy().astype(np.int64))
     return np.concatenate(images), np.concatenate(drawn) if drawn else None
@@ -206,7 +207,7 @@ def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Ma
     checkpoint = read_checkpoint(latest, device, training=True)
     config = checkpoint.config
     cls = model_class(model_name)
-    wanted = resolve_hparams(model_name, cls.defaults, cls.choices, hparams)
+    wanted = resolve_hparams(model_name, cls.defaults, cls.choices, hparams, cls.nonnegative)
     differences = [f"model {config['model']!r}" if config["model"] != model_name else None,
                    f"dataset {config['dataset']!r}" if dataset_name not in (None, config["dataset"]) else None,
                    f"seed {config['seed']}" if seed not in (None, config["seed"]) else None]

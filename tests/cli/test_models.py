@@ -15,6 +15,8 @@ from cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_DCGAN = ["-p", "width=8", "-p", "z_dim=8", "-p", "batch_size=8"]
+TINY_DDPM = ["-p", "channels=8", "-p", "timesteps=10", "-p", "classifier_width=8", "-p", "batch_size=8", "-p",
+             "sampling_steps=3"]
 
 
 def run(*args: str):
@@ -111,6 +113,44 @@ def test_conditional_sampling_with_labels(tmp_path):
                    "--labels 'a,b': expected comma-separated class indices")
 
 
+def test_ddpm_trains_with_a_schedule_and_samples_with_labels_guidance_and_sampler_steps(tmp_path):
+    out = tmp_path / "ddpm"
+    result = run("train", "ddpm", "--dataset", "digits", "--schedule", "cosine", "--steps", 2, "--out", out,
+                 "--eval-samples", 0, "--no-progress", *TINY_DDPM)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "step-00000002.json").read_text())
+    assert config["hparams"]["schedule"] == "cosine" and config["hparams"]["conditional"] is True
+    path = tmp_path / "s.npz"
+    result = run("sample", out, "-n", 5, "--labels", 3, "--guidance", 2.0, "--sampling-steps", 4, "-o", path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (f"wrote 5 samples 8x8 of ddpm (step 2, seed 0, guidance 2.0, sampling_steps 4) "
+                                     f"to {path}")
+    with np.load(path) as archive:
+        assert archive["labels"].tolist() == [3] * 5 and archive["images"].shape == (5, 8, 8, 1)
+        guided = archive["images"]
+    with np.load(_sample_npz(out, tmp_path, 5, "--labels", "3", "--sampling-steps", "4")) as archive:
+        assert not np.array_equal(archive["images"], guided)
+    # Without options: the checkpoint's hyper-parameters (sampling_steps=3), as in training evaluations.
+    with np.load(_sample_npz(out, tmp_path, 6)) as default, \
+            np.load(_sample_npz(out, tmp_path, 6, "--sampling-steps", "3", "--guidance", "0")) as explicit:
+        assert np.array_equal(default["images"], explicit["images"])
+    assert run("sample", out, "-n", 2, "--sampling-steps", 0, "--classifier-scale", 1.5, "-o",
+               tmp_path / "a2.npz").exit_code == 0
+    one_error_line(run("sample", out, "-n", 2, "--sampling-steps", 11, "-o", tmp_path / "x.npz"),
+                   "sampling_steps 11 must lie in 0..10")
+    one_error_line(run("sample", out, "-n", 2, "--guidance", -3, "-o", tmp_path / "x.npz"),
+                   "guidance -3.0 must be a finite number >= -1")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_sampling_options_of_a_model_without_them_are_refused(trained, tmp_path):
+    one_error_line(run("sample", trained, "-n", 2, "--guidance", 2.0, "--sampling-steps", 50, "-o",
+                       tmp_path / "s.npz"),
+                   "model 'dcgan' has no sampling option guidance, sampling_steps (--guidance, --sampling-steps); "
+                   "it takes none")
+    assert not (tmp_path / "s.npz").exists()
+
+
 def test_sample_npz_is_accepted_by_score(trained, tmp_path, tiny_extractor, digits_reference):
     samples = _sample_npz(trained, tmp_path, 16)
     result = run("score", samples, digits_reference, "--extractor", tiny_extractor, "--json", "--no-progress")
@@ -122,8 +162,8 @@ def test_sample_npz_is_accepted_by_score(trained, tmp_path, tiny_extractor, digi
 @pytest.mark.parametrize("args, fragments", [
     (["train", "gan", "--steps", 1, "--out", "{tmp}/x"], ["unknown model 'gan'; choose one of dcgan, cgan"]),
     (["train", "dcgan", "--dataset", "mnist", "--steps", 1, "--out", "{tmp}/x"], ["unknown dataset 'mnist'"]),
-    (["train", "dcgan", "--steps", 1, "--out", "{tmp}/x"],
-     ["--eval-ref 'fashion-mnist-test' is not a shipped reference", "--eval-samples 0"]),
+    (["train", "dcgan", "--steps", 1, "--out", "{tmp}/x", "--eval-ref", "fashion-mnist-val"],
+     ["--eval-ref 'fashion-mnist-val' is not a shipped reference", "--eval-samples 0"]),
     (["train", "dcgan", "--steps", 1, "--out", "{tmp}/x", "--eval-ref", "{tmp}/missing.npz"],
      ["missing.npz' does not exist"]),
     (["train", "dcgan", "--steps", 1, "--out", "{tmp}/x", "--eval-metrics", "fid,xyz", "--eval-ref", "digits"],
@@ -134,6 +174,10 @@ def test_sample_npz_is_accepted_by_score(trained, tmp_path, tiny_extractor, digi
     (["train", "ae", "--steps", 1, "--out", "{tmp}/x", "--eval-samples", 0, "--gan-loss", "saturating"],
      ["unknown hyper-parameter 'gan_loss' for model 'ae'"]),
     (["train", "dcgan", "--steps", 1, "--out", "{tmp}/x", "--eval-samples", 0, "-p", "lr"], ["expected KEY=VALUE"]),
+    (["train", "dcgan", "--steps", 1, "--out", "{tmp}/x", "--eval-samples", 0, "--schedule", "cosine"],
+     ["unknown hyper-parameter 'schedule' for model 'dcgan'"]),
+    (["train", "ddpm", "--steps", 1, "--out", "{tmp}/x", "--eval-samples", 0, "-p", "conditional=maybe"],
+     ["conditional='maybe' of model 'ddpm' must be true or false"]),
     (["sample", "{tmp}", "-n", 1, "-o", "{tmp}/s.npz"], ["no checkpoint (step-*.json) in folder"]),
 ])
 def test_errors_are_one_line(tmp_path, args, fragments):

@@ -16,6 +16,9 @@ TINY = {
     "wgan-gp": {"width": 8, "z_dim": 8, "batch_size": 8, "n_critic": 2},
     "ae": {"width": 8, "z_dim": 4, "batch_size": 8},
     "vae": {"width": 8, "z_dim": 4, "batch_size": 8},
+    "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 8},
+    "vqvae": {"width": 8, "codes": 16, "code_dim": 4, "prior_channels": 8, "prior_layers": 2, "batch_size": 8},
+    "ddpm": {"channels": 8, "timesteps": 10, "sampling_steps": 0, "classifier_width": 8, "batch_size": 8},
 }
 
 

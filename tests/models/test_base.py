@@ -11,8 +11,9 @@ from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 
 def test_registry_names_are_the_contract():
-    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae"]
-    with pytest.raises(ConfigError, match=r"unknown model 'gan'; choose one of dcgan, cgan, wgan, wgan-gp, ae, vae"):
+    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae", "ddpm"]
+    with pytest.raises(ConfigError, match=r"unknown model 'gan'; choose one of dcgan, cgan, wgan, wgan-gp, ae, vae, "
+                                          r"pixelcnn, vqvae, ddpm"):
         build_model("gan")
 
 
@@ -39,6 +40,29 @@ def test_hyper_parameters_are_checked_and_converted():
             resolve_hparams("m", defaults, choices, overrides)
 
 
+def test_boolean_and_nonnegative_hyper_parameters():
+    defaults = {"conditional": False, "steps": 50}
+    for value, expected in [(True, True), ("true", True), ("Yes", True), (1, True), ("1", True), (False, False),
+                            ("false", False), ("no", False), (0, False)]:
+        assert resolve_hparams("m", defaults, {}, {"conditional": value})["conditional"] is expected
+    with pytest.raises(ConfigError, match=r"conditional='maybe' of model 'm' must be true or false"):
+        resolve_hparams("m", defaults, {}, {"conditional": "maybe"})
+    assert resolve_hparams("m", defaults, {}, {"steps": 0}, nonnegative=("steps",))["steps"] == 0
+    with pytest.raises(ConfigError, match=r"steps=-1 of model 'm' must be an integer >= 0"):
+        resolve_hparams("m", defaults, {}, {"steps": -1}, nonnegative=("steps",))
+    with pytest.raises(ConfigError, match=r"must be a positive integer"):
+        resolve_hparams("m", defaults, {}, {"steps": 0})
+
+
+@pytest.mark.parametrize("name", ["dcgan", "vae", "pixelcnn", "vqvae"])
+def test_models_without_sampling_options_refuse_them(name):
+    model = build_model(name, TINY[name])
+    assert model.check_sample_options({"guidance": None}) == {}  # None: not given
+    with pytest.raises(ConfigError, match=rf"model '{name}' has no sampling option guidance, sampling_steps "
+                                          r"\(--guidance, --sampling-steps\); it takes none"):
+        model.sample(2, guidance=2.0, sampling_steps=50)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_weights_and_samples_are_determined_by_the_generators(name):
     first = build_model(name, TINY[name], generator=seeded(3))
@@ -55,9 +79,10 @@ def test_weights_and_samples_are_determined_by_the_generators(name):
     assert first.training  # sample() restores the mode
 
 
-@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "ae", "vae"])
-def test_unconditional_models_refuse_labels(name):
-    model = build_model(name, TINY[name])
+@pytest.mark.parametrize("name, hparams", [("dcgan", {}), ("wgan", {}), ("wgan-gp", {}), ("ae", {}), ("vae", {}),
+                                           ("pixelcnn", {}), ("vqvae", {}), ("ddpm", {"conditional": False})])
+def test_unconditional_models_refuse_labels(name, hparams):
+    model = build_model(name, {**TINY[name], **hparams})
     with pytest.raises(ConfigError, match=rf"model '{name}' is unconditional and takes no labels"):
         model.sample(2, labels=[0, 1])
 

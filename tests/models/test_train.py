@@ -38,7 +38,7 @@ def test_batches_depend_on_seed_and_step_only():
     assert not torch.equal(BatchSampler(10, 3, seed=5)(0), epoch[0])
 
 
-@pytest.mark.parametrize("name", ["dcgan", "wgan-gp", "ae"])
+@pytest.mark.parametrize("name", ["dcgan", "wgan-gp", "ae", "vqvae", "ddpm"])
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, name):
     straight = train(name, tmp_path / "a", TrainOptions(steps=4, **QUIET), dataset="digits", hparams=TINY[name],
                      seed=3)

@@ -1,0 +1,110 @@
+"""PixelCNN: causal masks, bits/dim, the exact row crop of sampling, raster-order sampling, conditioning."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from models.pixelcnn import (
+    MaskedConv2d,
+    PixelCNNNet,
+    bits_per_dim,
+    pixels_to_input,
+    sample_autoregressive,
+)
+from models.registry import build_model
+from tests.models.conftest import TINY, assert_uint8_images, seeded
+
+
+def test_masks_a_and_b():
+    a, b = MaskedConv2d("A", 1, 1, 3).mask, MaskedConv2d("B", 1, 1, 3).mask
+    assert a.tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0]]
+    assert b.tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    assert MaskedConv2d("A", 1, 1, 7).mask.sum() == 7 * 3 + 3
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_logits_at_a_pixel_depend_on_earlier_pixels_only(conditional):
+    """Zero gradient w.r.t. the pixel itself and every later one in raster order; nonzero w.r.t. an earlier one."""
+    model = build_model("pixelcnn", {"conditional": conditional}, generator=seeded(0))  # default size: 5 layers
+    x = (torch.rand(1, 1, 28, 28, generator=seeded(1)) * 2 - 1).requires_grad_(True)
+    labels = torch.tensor([3]) if conditional else None
+    logits = model.net(x, labels)
+    weights = torch.randn(256, generator=seeded(2))  # a random projection of the 256 logits: no cancellation
+    for i, j in [(0, 0), (0, 1), (0, 27), (1, 0), (5, 9), (14, 14), (27, 27)]:
+        (grad,) = torch.autograd.grad(logits[0, :, i, j] @ weights, x, retain_graph=True)
+        flat = grad.flatten()
+        index = 28 * i + j
+        assert torch.count_nonzero(flat[index:]) == 0, (i, j)
+        assert index == 0 or torch.count_nonzero(flat[:index]) > 0, (i, j)
+
+
+def test_bits_per_dim_of_a_uniform_model_is_8():
+    targets = torch.randint(256, (3, 28, 28), generator=seeded(0))
+    assert bits_per_dim(torch.zeros(3, 256, 28, 28), targets).item() == pytest.approx(8.0, abs=1e-6)
+    logits = torch.randn(3, 256, 28, 28, generator=seeded(1))
+    nll = -logits.log_softmax(1).gather(1, targets[:, None]).mean() / math.log(2)
+    assert bits_per_dim(logits, targets).item() == pytest.approx(nll.item(), rel=1e-6)
+    # The model's reported training loss: a net whose last layer outputs zeros is uniform.
+    model = build_model("pixelcnn", TINY["pixelcnn"], generator=seeded(0))
+    nn.init.zeros_(model.net.head[-1].weight)
+    nn.init.zeros_(model.net.head[-1].bias)
+    images = pixels_to_input(targets)
+    assert model.train_step(images, torch.zeros(3, dtype=torch.long), seeded(0)) == {
+        "bits_per_dim": pytest.approx(8.0, abs=1e-6)}
+
+
+def test_training_lowers_the_bits_per_dim(digit_batch):
+    model = build_model("pixelcnn", {**TINY["pixelcnn"], "lr": 1e-2}, generator=seeded(0))
+    images, labels = digit_batch[0][:8], digit_batch[1][:8]
+    first = model.train_step(images, labels, seeded(0))["bits_per_dim"]
+    for _ in range(20):
+        last = model.train_step(images, labels, seeded(0))["bits_per_dim"]
+    assert last < first - 1.0
+
+
+def test_logits_of_a_row_need_only_the_rows_above_it_that_the_net_reaches():
+    """The row crop sample_autoregressive uses gives the full image's logits exactly."""
+    net = PixelCNNNet(1, 8, 5, 256)
+    assert net.rows_above == 3 + 5
+    values = torch.randint(256, (2, 28, 28), generator=seeded(0))
+    with torch.no_grad():
+        full = net(pixels_to_input(values))
+        for i in (0, 7, 8, 9, 20, 27):
+            top = max(0, i - net.rows_above)
+            torch.testing.assert_close(net(pixels_to_input(values[:, top:i + 1]))[:, :, -1], full[:, :, i])
+
+
+class _CountingNet(nn.Module):
+    """A stub 'PixelCNN' whose softmax puts all mass on (previous pixel in the row + 1) mod 256, or 7 * row at the
+    start of a row: sampling must reproduce that sequence, which needs raster order and fed-back draws."""
+
+    rows_above = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        values = ((x[:, 0] + 1) * 127.5).round().long()  # (n, 1, W): the row being drawn
+        wanted = torch.roll(values, 1, dims=2) + 1
+        wanted[:, :, 0] = 0
+        logits = torch.full((x.shape[0], 256, *x.shape[2:]), -1e4)
+        return logits.scatter(1, (wanted % 256)[:, None], 0.0)
+
+
+def test_sampling_draws_pixels_one_at_a_time_in_raster_order():
+    values = sample_autoregressive(_CountingNet(), (2, 4, 6), pixels_to_input, seeded(0))
+    assert values[0].tolist() == [list(range(6))] * 4 and torch.equal(values[0], values[1])
+
+
+def test_samples_and_class_conditioning():
+    model = build_model("pixelcnn", {**TINY["pixelcnn"], "conditional": True}, generator=seeded(0))
+    assert model.conditional and model.net.class_bias.weight.shape == (10, 8 * 3)
+    samples = model.sample(3, seeded(1), [1, 1, 1])
+    assert_uint8_images(samples, 3)
+    assert torch.equal(samples, model.sample(3, seeded(1), [1, 1, 1]))
+    assert not torch.equal(samples, model.sample(3, seeded(1), [2, 2, 2]))
+    assert not build_model("pixelcnn", TINY["pixelcnn"]).conditional
