@@ -134,3 +134,16 @@ def test_incompatible_references_exit_2(small, tmp_path):
 def test_api_rejects_a_check_on_a_metric_not_computed(small):
     with pytest.raises(ConfigError, match="does not compute"):
         compare(str(small["a"]), str(small["b"]), str(small["ref"]), "fid", fail_if=["kid>0"])
+
+
+def test_a_checkpoint_needs_num_samples(small, tmp_path):
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.registry import build_model
+
+    (tmp_path / "run").mkdir()
+    model = build_model("dcgan", {"width": 8, "z_dim": 8, "batch_size": 8}, generator=torch.Generator().manual_seed(0))
+    save_checkpoint(tmp_path / "run", model, step=1, dataset="digits", seed=0, rng_state=torch.Generator().get_state())
+    result = run(str(tmp_path / "run"), str(small["b"]), "--ref", str(small["ref"]))
+    assert result.exit_code == 2 and "is a model checkpoint: pass --num-samples" in result.stderr
