@@ -8,12 +8,14 @@ from typing import Any
 import click
 
 from cli.options import extraction_options
-from genmetrics.compare import DEFAULT_BOOTSTRAP, compare as compare_api
+from genmetrics.compare import DEFAULT_BOOTSTRAP
+from genmetrics.compare import compare as compare_api
 from genmetrics.config import DEFAULT_METRICS
 from genmetrics.errors import ConfigError
 from genmetrics.features.distributed import is_main_process
 from genmetrics.io.atomic import atomic_write, check_writable
 from genmetrics.report import COMPARISON_FORMATS
+from models.checkpoint import latest_checkpoint, read_checkpoint
 
 
 @click.command()
@@ -67,7 +69,8 @@ def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_s
 
 
 def _is_checkpoint(path: Path) -> bool:
-    return (path.is_dir() and any(path.glob("step-*.json"))) or (path.suffix == ".json" and path.is_file())
+    """A `genmetrics train` folder holding a checkpoint, or a checkpoint's JSON file (read_checkpoint checks it)."""
+    return (path.is_dir() and latest_checkpoint(path) is not None) or (path.suffix == ".json" and path.is_file())
 
 
 def _samples(path: str, num_samples: int | None, device: str) -> Any:
@@ -77,8 +80,6 @@ def _samples(path: str, num_samples: int | None, device: str) -> Any:
     if num_samples is None:
         raise ConfigError(f"{path!r} is a model checkpoint: pass --num-samples N (and --seed S) to sample it "
                           "(10,000 for reportable numbers)")
-    from models.checkpoint import read_checkpoint
-
     loaded = read_checkpoint(path, device)
     model = loaded.model.eval()
 

@@ -39,6 +39,7 @@ from genmetrics.metrics import bootstrap
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score
+from genmetrics.metrics.kid import polynomial_kernel
 from genmetrics.metrics.precision_recall import manifold_incidence
 
 LEVEL = 0.95
@@ -204,7 +205,7 @@ def compare(
     if ref_stats is not None and "forced" in ref_stats.meta:
         warnings.append(f"--force: {ref_stats.meta['forced']}; the numbers mix precisions")
     rng = np.random.default_rng(seed)
-    kernels = {"kid": bootstrap.polynomial_kernel, "cmmd": bootstrap.rbf_kernel(cmmd_sigma)}
+    kernels = {"kid": polynomial_kernel, "cmmd": bootstrap.rbf_kernel(cmmd_sigma)}
     ref_terms = {metric: bootstrap.mmd2_reference_term(ref_stats.features, kernels[metric])
                  for metric in ("kid", "cmmd") if metric in wanted}
     sides: dict[str, _Side] = {}

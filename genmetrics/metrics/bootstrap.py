@@ -93,14 +93,6 @@ def fid_replicates(feats_gen: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndar
     return out
 
 
-def polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """KID's kernel (a . b / d + 1)^3, (p, q) fp64."""
-    k = a @ b.T
-    k /= a.shape[1]
-    k += 1.0
-    return k * k * k
-
-
 def rbf_kernel(sigma: float) -> Kernel:
     """CMMD's kernel exp(-|a - b|^2 / (2 sigma^2))."""
     def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,17 +105,22 @@ def _blocks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def _pair_blocks(n: int, size: int) -> list[tuple[slice, slice]]:
+    """Tiles (rows, cols) of range(n) x range(n) with cols at or after rows: each unordered pair of blocks once."""
+    blocks = _blocks(n, size)
+    return [(rows, cols) for i, rows in enumerate(blocks) for cols in blocks[i:]]
+
+
 def mmd2_reference_term(feats_ref: np.ndarray, kernel: Kernel, block_size: int = DEFAULT_BLOCK_SIZE) -> float:
     """The within-reference term of the unbiased MMD^2: mean of k(r_i, r_j) over i != j."""
     ref = np.asarray(feats_ref, np.float64)
     n = len(ref)
     total = 0.0
-    for rows in _blocks(n, block_size):
-        for cols in _blocks(n, block_size):
-            tile = kernel(ref[rows], ref[cols])
-            if rows == cols:
-                np.fill_diagonal(tile, 0.0)
-            total += float(tile.sum())
+    for rows, cols in _pair_blocks(n, block_size):
+        tile = kernel(ref[rows], ref[cols])
+        if rows == cols:
+            np.fill_diagonal(tile, 0.0)
+        total += float(tile.sum()) * (1 if rows == cols else 2)  # an off-diagonal tile stands for its mirror too
     return total / (n * (n - 1))
 
 
@@ -136,16 +133,18 @@ def mmd2_replicates(feats_gen: np.ndarray, feats_ref: np.ndarray, counts: np.nda
     m, n = len(gen), len(ref)
     weights = np.ascontiguousarray(counts.T)  # (m, B)
     within = np.zeros(len(counts))
+    self_k = np.empty(m)  # k(g_i, g_i)
+    for rows, cols in _pair_blocks(m, block_size):
+        tile = kernel(gen[rows], gen[cols])
+        if rows == cols:
+            self_k[rows] = np.diag(tile)
+            np.fill_diagonal(tile, 0.0)  # a row with itself; its copies with each other are added below
+        pairs = np.einsum("ib,ib->b", weights[rows], tile @ weights[cols])
+        within += pairs if rows == cols else 2 * pairs  # an off-diagonal tile stands for its mirror too
     cross = np.zeros(m)  # sum over the reference of k(g_i, r_j)
     for rows in _blocks(m, block_size):
-        for cols in _blocks(m, block_size):
-            tile = kernel(gen[rows], gen[cols])
-            if rows == cols:
-                np.fill_diagonal(tile, 0.0)  # a row with itself; its copies with each other are added below
-            within += np.einsum("ib,ib->b", weights[rows], tile @ weights[cols])
         for cols in _blocks(n, block_size):
             cross[rows] += kernel(gen[rows], ref[cols]).sum(axis=1)
-    self_k = np.concatenate([np.diag(kernel(gen[rows], gen[rows])) for rows in _blocks(m, block_size)])
     within += (counts * (counts - 1)) @ self_k  # ordered pairs of distinct copies of one row
     return within / (m * (m - 1)) + ref_term - 2 * (counts @ cross) / (m * n)
 

@@ -9,8 +9,8 @@ from genmetrics.errors import MetricError
 from genmetrics.stats import as_features, check_same_dim
 
 
-def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """k(x, y) = (x . y / d + 1)^3 for x (m, d), y (m, d) -> (m, m), fp64."""
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """k(x, y) = (x . y / d + 1)^3 for x (m, d), y (n, d) -> (m, n), fp64."""
     k = x @ y.T
     k /= x.shape[1]
     k += 1.0
@@ -20,7 +20,7 @@ def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 estimate between equal-size samples x (m, d) and y (m, d)."""
     m = len(x)
-    k_xx, k_yy, k_xy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
     within = k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)
     return float(within / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
 
