@@ -21,8 +21,10 @@ from genmetrics.errors import ConfigError
 from genmetrics.evaluate import (
     ExtractOptions,
     _extract_stats,
+    _needs_features,
     _printable,
     _reference,
+    _reference_warnings,
     _side_provenance,
     _singular_warning,
     check_logits,
@@ -198,12 +200,9 @@ def compare(
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
     if "is" in wanted:
         check_logits(network)
-    needs_ref_features = bool({"kid", "pr", "dc", "cmmd"} & set(wanted))
-    ref_stats = _reference(ref, network, options, need_features=needs_ref_features, force=force) \
+    ref_stats = _reference(ref, network, options, need_features=_needs_features(wanted), force=force) \
         if set(wanted) - {"is"} else None
-    warnings = [] if ref_stats is None else _singular_warning("reference", ref_stats.n, network.spec.dim)
-    if ref_stats is not None and "forced" in ref_stats.meta:
-        warnings.append(f"--force: {ref_stats.meta['forced']}; the numbers mix precisions")
+    warnings = [] if ref_stats is None else _reference_warnings(ref_stats, network.spec.dim)
     rng = np.random.default_rng(seed)
     kernels = {"kid": polynomial_kernel, "cmmd": bootstrap.rbf_kernel(cmmd_sigma)}
     ref_terms = {metric: bootstrap.mmd2_reference_term(ref_stats.features, kernels[metric])

@@ -30,6 +30,7 @@ from genmetrics.metrics.inception_score import inception_score
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import density_coverage, manifold_metrics, precision_recall
 from genmetrics.references import resolve_reference
+from genmetrics.stats import RunningStats
 
 if TYPE_CHECKING:
     from genmetrics.features.clip import ClipExtractor
@@ -288,10 +289,10 @@ def score(
                                   clip_weights=clip_weights)
         if "is" in wanted:
             check_logits(network)
+        metric_options = MetricOptions(kid_subsets, kid_subset_size, pr_k, dc_k, is_splits, cmmd_sigma, seed)
         gen_feats = _distribution_metrics(gen_src, ref, network, options, distribution, values, parts, warnings,
-                                          kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
-                                          dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed,
-                                          force=force, keep_gen=extractor == "clip" and "clip_score" in wanted)
+                                          metric_options, force=force,
+                                          keep_gen=extractor == "clip" and "clip_score" in wanted)
     per_sample: list[dict[str, Any]] = []
     if "clip_score" in wanted:
         reuse = extractor == "clip" and network is not None  # the generated CLIP image embeddings are already there
@@ -353,52 +354,95 @@ def clip_score(
                  cache=cache, progress=progress)
 
 
-def _distribution_metrics(gen_src: ImageSource, ref: Any, network: FeatureExtractor, options: ExtractOptions,
-                          wanted: list[str], values: dict[str, float], provenance: dict[str, Any],
-                          warnings: list[str], *, kid_subsets: int, kid_subset_size: int, pr_k: int, dc_k: int,
-                          is_splits: int, cmmd_sigma: float, seed: int, force: bool, keep_gen: bool) -> FeatureSet:
-    """FID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``, added to ``values``, ``provenance`` and
-    ``warnings``; returns the generated features (the matrix only when a metric or ``keep_gen`` needs it:
-    FID/IS-only runs stream statistics)."""
-    needs_features = bool({"kid", "pr", "dc", "cmmd"} & set(wanted))
-    gen_stats, gen_feats = _extract_stats(gen_src, network, options, "generated",
-                                          keep_features=needs_features or keep_gen)
-    dim = network.spec.dim
-    warnings += _singular_warning("generated", gen_stats.n, dim)
-    ref_stats = None
-    if ref is not None:
-        ref_stats = _reference(ref, network, options, need_features=needs_features, force=force)
-        warnings += _singular_warning("reference", ref_stats.n, dim)
-        if "forced" in ref_stats.meta:
-            warnings.append(f"--force: {ref_stats.meta['forced']}; the numbers mix precisions")
+@dataclass(frozen=True)
+class MetricOptions:
+    """Settings of the distribution metrics (not of the features): KID subsets, k of the k-NN metrics, IS splits,
+    CMMD bandwidth and the seed of KID's subsets."""
+
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    pr_k: int = 3
+    dc_k: int = 5
+    is_splits: int = 10
+    cmmd_sigma: float = DEFAULT_SIGMA
+    seed: int = 0
+
+    def provenance(self, wanted: tuple[str, ...] | list[str]) -> dict[str, Any]:
+        """The settings of the metrics in ``wanted`` (None for the others)."""
+        return {
+            "kid": {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size} if "kid" in wanted else None,
+            "pr_k": self.pr_k if "pr" in wanted else None,
+            "dc_k": self.dc_k if "dc" in wanted else None,
+            "is_splits": self.is_splits if "is" in wanted else None,
+            "cmmd": ({"sigma": self.cmmd_sigma, "scale": DEFAULT_SCALE, "estimator": "unbiased"}
+                     if "cmmd" in wanted else None),
+        }
+
+
+def _needs_features(wanted: tuple[str, ...] | list[str]) -> bool:
+    """True when a metric of ``wanted`` needs feature matrices rather than mean/covariance alone."""
+    return bool({"kid", "pr", "dc", "cmmd"} & set(wanted))
+
+
+def _metric_values(wanted: tuple[str, ...] | list[str], gen_stats: Stats, gen_logits: np.ndarray | None,
+                   ref_stats: Stats | None, options: MetricOptions) -> dict[str, float]:
+    """The distribution metrics ``wanted`` (no clip_score) of the generated side (statistics, features when
+    needed, logits (N, C) for 'is') against ``ref_stats``."""
+    values: dict[str, float] = {}
     feats_gen = gen_stats.features
     feats_ref = None if ref_stats is None else ref_stats.features
     # Both k-NN metrics at once share the reference radii and the pass over cross pairs.
-    manifold = manifold_metrics(feats_ref, feats_gen, k_pr=pr_k, k_dc=dc_k) if {"pr", "dc"} <= set(wanted) else None
+    manifold = (manifold_metrics(feats_ref, feats_gen, k_pr=options.pr_k, k_dc=options.dc_k)
+                if {"pr", "dc"} <= set(wanted) else None)
     for metric in wanted:
         if metric == "fid":
             values["fid"] = fid_from_stats(gen_stats.mu, gen_stats.sigma, ref_stats.mu, ref_stats.sigma)
         elif metric == "kid":
-            values["kid_mean"], values["kid_std"] = kid(feats_gen, feats_ref, subsets=kid_subsets,
-                                                        subset_size=kid_subset_size, seed=seed)
+            values["kid_mean"], values["kid_std"] = kid(feats_gen, feats_ref, subsets=options.kid_subsets,
+                                                        subset_size=options.kid_subset_size, seed=options.seed)
         elif metric == "is":
-            values["is_mean"], values["is_std"] = inception_score(gen_feats.logits, splits=is_splits)
+            values["is_mean"], values["is_std"] = inception_score(gen_logits, splits=options.is_splits)
         elif metric == "pr":
             values["precision"], values["recall"] = (
-                (manifold.precision, manifold.recall) if manifold else precision_recall(feats_ref, feats_gen, k=pr_k))
+                (manifold.precision, manifold.recall) if manifold
+                else precision_recall(feats_ref, feats_gen, k=options.pr_k))
         elif metric == "dc":
             values["density"], values["coverage"] = (
-                (manifold.density, manifold.coverage) if manifold else density_coverage(feats_ref, feats_gen, k=dc_k))
+                (manifold.density, manifold.coverage) if manifold
+                else density_coverage(feats_ref, feats_gen, k=options.dc_k))
         elif metric == "cmmd":
-            values["cmmd"] = cmmd(feats_gen, feats_ref, sigma=cmmd_sigma)
+            values["cmmd"] = cmmd(feats_gen, feats_ref, sigma=options.cmmd_sigma)
+    return values
+
+
+def _reference_warnings(ref_stats: Stats, dim: int) -> list[str]:
+    """The singular-covariance warning of the reference and the note of a --force'd precision mismatch."""
+    warnings = _singular_warning("reference", ref_stats.n, dim)
+    if "forced" in ref_stats.meta:
+        warnings.append(f"--force: {ref_stats.meta['forced']}; the numbers mix precisions")
+    return warnings
+
+
+def _distribution_metrics(gen_src: ImageSource, ref: Any, network: FeatureExtractor, options: ExtractOptions,
+                          wanted: list[str], values: dict[str, float], provenance: dict[str, Any],
+                          warnings: list[str], metric_options: MetricOptions, *, force: bool,
+                          keep_gen: bool) -> FeatureSet:
+    """FID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``, added to ``values``, ``provenance`` and
+    ``warnings``; returns the generated features (the matrix only when a metric or ``keep_gen`` needs it:
+    FID/IS-only runs stream statistics)."""
+    needs_features = _needs_features(wanted)
+    gen_stats, gen_feats = _extract_stats(gen_src, network, options, "generated",
+                                          keep_features=needs_features or keep_gen)
+    warnings += _singular_warning("generated", gen_stats.n, network.spec.dim)
+    ref_stats = None
+    if ref is not None:
+        ref_stats = _reference(ref, network, options, need_features=needs_features, force=force)
+        warnings += _reference_warnings(ref_stats, network.spec.dim)
+    values.update(_metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, metric_options))
     provenance.update({
         "extractor": network.spec.to_dict(),
         "weights_file": network.weights_path,
-        "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size} if "kid" in wanted else None,
-        "pr_k": pr_k if "pr" in wanted else None,
-        "dc_k": dc_k if "dc" in wanted else None,
-        "is_splits": is_splits if "is" in wanted else None,
-        "cmmd": {"sigma": cmmd_sigma, "scale": DEFAULT_SCALE, "estimator": "unbiased"} if "cmmd" in wanted else None,
+        **metric_options.provenance(wanted),
         "generated": _side_provenance(gen_stats),
         "reference": None if ref_stats is None else _side_provenance(ref_stats),
     })
@@ -464,3 +508,109 @@ def _clip_scores(src: ImageSource, feats: FeatureSet, matched: _MatchedCaptions,
 def _side_provenance(stats: Stats) -> dict[str, Any]:
     keys = ("name", "stats_file", "source", "content_hash", "n_skipped", "skipped")
     return {"n": stats.n, **{key: stats.meta[key] for key in keys if stats.meta.get(key) is not None}}
+
+
+class Evaluator:
+    """Streaming evaluation for training loops: the extractor is built and the reference resolved once, then each
+    evaluation feeds its samples batch by batch through ``update`` and reads the metrics with ``compute``.
+
+    ``ref`` and ``metrics`` are those of :func:`score` (no clip_score); FID/IS-only evaluators keep just the fp64
+    running mean/covariance of the generated features (and the logits for IS), so memory does not grow with the
+    number of samples. ``update(images)`` takes uint8 images, NHWC or NCHW (numpy or torch), of any batch size:
+    the result depends on the images alone, not on how they were split (mean/covariance merge exactly up to fp64
+    rounding). Single-process: under torchrun give each rank its own Evaluator or use :func:`score`.
+
+        evaluator = genmetrics.Evaluator("fashion-mnist-test", "fid,kid,pr")
+        for images in batches:              # (B, 28, 28, 1) uint8
+            evaluator.update(images)
+        result = evaluator.compute()        # Result; evaluator.reset() before the next evaluation
+    """
+
+    def __init__(
+        self,
+        ref: Any,
+        metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
+        *,
+        extractor: str = "inception",
+        inception_weights: str | None = None,
+        trust_weights: bool = False,
+        resize: str = "tf1",
+        precision: str = "fp32",
+        clip_model: str | None = None,
+        clip_weights: str | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+        seed: int = 0,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        pr_k: int = 3,
+        dc_k: int = 5,
+        is_splits: int = 10,
+        cmmd_sigma: float = DEFAULT_SIGMA,
+        force: bool = False,
+        cache: bool = True,
+        progress: bool = False,
+    ) -> None:
+        self.metrics = parse_metrics(metrics)
+        if "clip_score" in self.metrics:
+            raise ConfigError("Evaluator does not take clip_score (it needs captions); use genmetrics.clip_score")
+        if ref is None and set(self.metrics) - set(_WITHOUT_REFERENCE):
+            raise ConfigError("a reference is needed for " + ",".join(m for m in self.metrics
+                                                                      if m not in _WITHOUT_REFERENCE))
+        check_metric_support(self.metrics, extractor)
+        self.network = build_extractor(extractor, device, inception_weights=inception_weights,
+                                       trust_weights=trust_weights, resize=resize, precision=precision,
+                                       clip_model=clip_model, clip_weights=clip_weights)
+        if "is" in self.metrics:
+            check_logits(self.network)
+        self.metric_options = MetricOptions(kid_subsets, kid_subset_size, pr_k, dc_k, is_splits, cmmd_sigma, seed)
+        self._options = ExtractOptions(batch_size, device, 0, False, progress, cache)  # cache: the reference only
+        self._keep_features = _needs_features(self.metrics)
+        self.ref_stats = (None if ref is None else
+                          _reference(ref, self.network, self._options, need_features=self._keep_features, force=force))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the generated samples seen so far (the extractor and the reference are kept)."""
+        self._stats = RunningStats(self.network.spec.dim)
+        self._features: list[np.ndarray] = []
+        self._logits: list[np.ndarray] = []
+
+    @property
+    def n(self) -> int:
+        """Generated samples seen since the last reset."""
+        return self._stats.n
+
+    def update(self, images: Any) -> None:
+        """Extract the features of ``images`` (B, H, W, C) or (B, C, H, W) uint8, numpy or torch, and add them."""
+        feats = extract_features(open_source(images), self.network, batch_size=self._options.batch_size,
+                                 keep_features=self._keep_features, progress=False)
+        if not np.isfinite(feats.stats.mean).all():
+            raise InputError("generated features contain NaN/inf: the images or weights are broken")
+        self._stats = self._stats.merge(feats.stats)
+        if self._keep_features:
+            self._features.append(feats.features)
+        if "is" in self.metrics:
+            self._logits.append(feats.logits)
+
+    def compute(self) -> Result:
+        """The metrics of the samples seen since the last reset against the reference, with provenance."""
+        if self.n < 2:
+            raise InputError(f"Evaluator.compute needs at least 2 generated samples, has {self.n}; call update() "
+                             "with more images (10,000 or more for reportable numbers)")
+        gen_stats = Stats(mu=self._stats.mean, sigma=self._stats.cov, n=self.n, extractor=self.network.spec,
+                          meta={"source": "Evaluator.update"},
+                          features=np.concatenate(self._features) if self._keep_features else None)
+        logits = np.concatenate(self._logits) if self._logits else None
+        values = _metric_values(self.metrics, gen_stats, logits, self.ref_stats, self.metric_options)
+        dim = self.network.spec.dim
+        warnings = _singular_warning("generated", self.n, dim)
+        if self.ref_stats is not None:
+            warnings += _reference_warnings(self.ref_stats, dim)
+        provenance = {"extractor": self.network.spec.to_dict(), "weights_file": self.network.weights_path,
+                      "metrics": list(self.metrics), "seed": self.metric_options.seed,
+                      **self.metric_options.provenance(self.metrics), "generated": _side_provenance(gen_stats),
+                      "reference": None if self.ref_stats is None else _side_provenance(self.ref_stats),
+                      "versions": versions(), "warnings": warnings}
+        return Result(metrics={k: float(v) for k, v in values.items()},
+                      provenance=_printable({k: v for k, v in provenance.items() if v is not None}))

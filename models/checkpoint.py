@@ -161,6 +161,9 @@ def read_checkpoint(path: str | Path, device: str = "cpu", training: bool = Fals
                                if key.startswith("model.")})
         model.to(device)
         if training:
+            if "rng.train" not in tensors:
+                raise InputError(f"{str(json_path)!r} is a weights-only checkpoint (models.checkpoint.export_weights): "
+                                 "it samples but cannot resume training; train in a new --out folder")
             for name, optimizer in model.optimizers.items():
                 optimizer.load_state_dict(_optimizer_state(config["optimizers"][name], tensors))
         rng_state = tensors["rng.train"] if training else None
@@ -173,3 +176,21 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Generator:
     """The model saved at ``path`` (a training folder: its newest checkpoint; or a ``step-*.json`` file), in eval
     mode on ``device``."""
     return read_checkpoint(path, device).model.eval()
+
+
+def export_weights(path: str | Path, folder: str | Path) -> Path:
+    """Write the checkpoint at ``path`` into ``folder`` without its optimizer and RNG state (about a third of the
+    size): a checkpoint that :func:`load_checkpoint` samples from exactly as from the original, but that cannot
+    resume training. Returns the new JSON path."""
+    checkpoint = read_checkpoint(path)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"step-{checkpoint.step:08d}"
+    tensors = {f"model.{key}": value.detach().cpu().contiguous() for key, value in checkpoint.model.state_dict().items()}
+    data = safetensors.torch.save(tensors, metadata={"format": FORMAT})
+    write_bytes(folder / f"{stem}.safetensors", data)
+    config = {**checkpoint.config, "weights": f"{stem}.safetensors", "sha256": hashlib.sha256(data).hexdigest(),
+              "optimizers": {}}
+    json_path = folder / f"{stem}.json"
+    write_bytes(json_path, (json.dumps(config, indent=1) + "\n").encode())
+    return json_path

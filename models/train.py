@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,14 +91,12 @@ def sampler(model: Generator, dataset: str) -> Callable[[int, torch.Generator], 
     return sample
 
 
-def draw(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int] | None = None,
-         **options: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """``n`` samples in the format of ``dataset`` (a name), (n, H, W, 1) uint8, and their labels (n,) int64 for a
-    conditional model. Chunks as SAMPLE_CHUNK, so ``draw(model, dataset, n, seed)`` equals the images of an
-    evaluation with ``num_samples=n`` and ``seed``. ``labels``: repeated cyclically over the samples; default
-    (conditional models) uniform random labels, the first draw from each chunk's generator. ``options``: the
-    model's sampling options (``Generator.sample``)."""
-    images, drawn = [], []
+def sample_chunks(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int] | None = None,
+                  **options: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """``n`` samples in chunks of SAMPLE_CHUNK: (size, H, W, 1) uint8 images in the format of ``dataset`` (a name)
+    and their labels (size,) int64 for a conditional model, chunk k drawn from ``chunk_generator(seed, k)``.
+    ``labels``: repeated cyclically over the samples; default (conditional models) uniform random labels, the
+    first draw from each chunk's generator. ``options``: the model's sampling options (``Generator.sample``)."""
     for k, start in enumerate(range(0, n, SAMPLE_CHUNK)):
         size = min(SAMPLE_CHUNK, n - start)
         generator = chunk_generator(seed, k)
@@ -107,10 +105,17 @@ def draw(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int
             chunk_labels = torch.tensor([labels[i % len(labels)] for i in range(start, start + size)])
         elif model.conditional:
             chunk_labels = torch.randint(model.num_classes, (size,), generator=generator)
-        images.append(native(dataset, model.sample(size, generator, chunk_labels, **options).numpy()))
-        if chunk_labels is not None:
-            drawn.append(chunk_labels.numpy().astype(np.int64))
-    return np.concatenate(images), np.concatenate(drawn) if drawn else None
+        images = native(dataset, model.sample(size, generator, chunk_labels, **options).numpy())
+        yield images, None if chunk_labels is None else chunk_labels.numpy().astype(np.int64)
+
+
+def draw(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int] | None = None,
+         **options: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """All of :func:`sample_chunks` at once: (n, H, W, 1) uint8 images and (n,) int64 labels or None. So
+    ``draw(model, dataset, n, seed)`` equals the images of an evaluation with ``num_samples=n`` and ``seed``."""
+    chunks = list(sample_chunks(model, dataset, n, seed, labels, **options))
+    drawn = [chunk_labels for _, chunk_labels in chunks if chunk_labels is not None]
+    return np.concatenate([images for images, _ in chunks]), np.concatenate(drawn) if drawn else None
 
 
 def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
@@ -191,13 +196,22 @@ def plot_history(history: History, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def evaluate(model: Generator, dataset: str, options: TrainOptions, seed: int) -> dict[str, float]:
-    """``options.eval_metrics`` of ``options.eval_samples`` samples (seed ``seed``) against ``options.eval_ref``
-    (default: the dataset's shipped reference), through ``genmetrics.score``."""
-    result = genmetrics.score(sampler(model, dataset), options.eval_ref or REFERENCES[dataset], options.eval_metrics,
-                              num_samples=options.eval_samples, seed=seed, extractor=options.eval_extractor,
-                              device=options.device, progress=options.progress)
-    return result.metrics
+def make_evaluator(dataset: str, options: TrainOptions, seed: int) -> genmetrics.Evaluator:
+    """genmetrics' streaming evaluator of ``options.eval_metrics`` against ``options.eval_ref`` (default: the
+    dataset's shipped reference) with ``options.eval_extractor``, KID subsets seeded ``seed``: built once per run,
+    so the extractor and the reference are loaded once for all its evaluations."""
+    return genmetrics.Evaluator(options.eval_ref or REFERENCES[dataset], options.eval_metrics,
+                                extractor=options.eval_extractor, device=options.device, seed=seed)
+
+
+def evaluate(model: Generator, dataset: str, evaluator: genmetrics.Evaluator, num_samples: int,
+             seed: int) -> dict[str, float]:
+    """The evaluator's metrics of ``num_samples`` samples of ``model`` (``sample_chunks`` with ``seed``, fed
+    chunk by chunk)."""
+    evaluator.reset()
+    for images, _ in sample_chunks(model, dataset, num_samples, seed):
+        evaluator.update(images)
+    return evaluator.compute().metrics
 
 
 def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Mapping[str, Any],
@@ -263,9 +277,10 @@ def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: s
     if model.hparams["batch_size"] < 2 or per_step > len(data.images):
         raise ConfigError(f"batch_size={model.hparams['batch_size']} (x{model.batches_per_step} batches per step) "
                           f"must be at least 2 and fit in the {len(data.images)} training images of {data.name}")
-    images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
+    images, labels = torch.tensor(data.images), torch.tensor(data.labels)  # copies: the dataset is read-only
     batches = BatchSampler(len(images), per_step, seed)
     window: dict[str, list[float]] = {}
+    evaluator: genmetrics.Evaluator | None = None
     model.train()
     with tqdm(total=options.steps, initial=step, desc=f"train {model_name}", unit="step",
               disable=not options.progress) as bar:
@@ -289,7 +304,9 @@ def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: s
                 history.losses.append({"step": step, **{key: float(np.mean(v)) for key, v in window.items()}})
                 window = {}
             if evaluate_now:
-                history.metrics.append({"step": step, **evaluate(model, data.name, options, seed)})
+                evaluator = evaluator or make_evaluator(data.name, options, seed)
+                history.metrics.append({"step": step, **evaluate(model, data.name, evaluator, options.eval_samples,
+                                                                 seed)})
             if evaluate_now or at_end:
                 write_bytes(out / f"samples-{step:08d}.png", png_bytes(sample_grid(model, seed)))
             if checkpoint_now:

@@ -10,6 +10,7 @@ import torch
 from genmetrics.errors import InputError
 from models.checkpoint import (
     FORMAT,
+    export_weights,
     latest_checkpoint,
     load_checkpoint,
     read_checkpoint,
@@ -93,3 +94,20 @@ def test_corrupt_missing_or_foreign_checkpoints_are_input_errors(tmp_path, digit
     path.write_text("{")
     with pytest.raises(InputError, match="cannot read checkpoint"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", ["cgan", "vae"])
+def test_exported_weights_sample_like_the_checkpoint_and_refuse_to_resume(tmp_path, digit_batch, name):
+    model, generator = _trained(name, digit_batch)
+    source = save_checkpoint(tmp_path, model, step=2, dataset="digits", seed=0,
+                             rng_state=generator.get_state())
+    exported = export_weights(source, tmp_path / "shipped")
+    assert exported.name == "step-00000002.json"
+    assert exported.with_suffix(".safetensors").stat().st_size < source.with_suffix(".safetensors").stat().st_size
+    config = json.loads(exported.read_text())
+    assert config["optimizers"] == {} and config["hparams"] == json.loads(source.read_text())["hparams"]
+    original, shipped = load_checkpoint(source), load_checkpoint(tmp_path / "shipped")
+    labels = [1, 2, 3, 4] if model.conditional else None
+    assert torch.equal(original.sample(4, seeded(5), labels), shipped.sample(4, seeded(5), labels))
+    with pytest.raises(InputError, match="weights-only checkpoint .* cannot resume training"):
+        read_checkpoint(exported, training=True)
