@@ -34,6 +34,8 @@ from models.files import write_bytes
 from models.registry import build_model
 
 FORMAT = "genmetrics-models/1"
+PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+"""Shipped weights-only checkpoints, one folder per model (``benchmarks/reference_models.py --ship``)."""
 _NAME = re.compile(r"step-(\d{8})\.json")
 
 
@@ -176,6 +178,17 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Generator:
     """The model saved at ``path`` (a training folder: its newest checkpoint; or a ``step-*.json`` file), in eval
     mode on ``device``."""
     return read_checkpoint(path, device).model.eval()
+
+
+def pretrained(model: str) -> Path:
+    """The folder of the shipped checkpoint of ``model`` (trained on fashion-mnist; see the README's results), for
+    :func:`load_checkpoint` or ``genmetrics sample``; InputError naming the shipped ones otherwise."""
+    folder = PRETRAINED_DIR / model
+    if latest_checkpoint(folder) is None:
+        shipped = sorted(path.name for path in PRETRAINED_DIR.iterdir() if latest_checkpoint(path) is not None) \
+            if PRETRAINED_DIR.is_dir() else []
+        raise InputError(f"no shipped checkpoint for model {model!r}; shipped: {', '.join(shipped) or 'none'}")
+    return folder
 
 
 def export_weights(path: str | Path, folder: str | Path) -> Path:

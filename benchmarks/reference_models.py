@@ -1,0 +1,115 @@
+"""The README's results table of the reference generators, from the outputs of ``benchmarks/reference_models.sh``.
+
+    bash benchmarks/reference_models.sh dcgan 2500 250 runs     # per model: train, sample 10,000, score twice
+    python benchmarks/reference_models.py runs dcgan cgan ... --ship models/pretrained
+
+For each model, RUNS holds the run folder ``MODEL/`` and the script's ``MODEL.{incep,fcnn}.json`` (``genmetrics
+score --json`` of the 10,000 samples against ``fashion-mnist-test`` with TF-Inception and with fashion-cnn),
+``MODEL.train_time.json`` and ``MODEL.sample_time.json``. Prints the Markdown table (with the published
+Fashion-MNIST FIDs beside ours) and, with ``--ship DIR``, writes each model's weights-only checkpoint and its last
+sample grid to ``DIR/MODEL/`` and all numbers to ``DIR/results.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
+import genmetrics
+from genmetrics.io.idx import fashion_mnist
+from genmetrics.metrics.fid import fid_from_stats
+from genmetrics.metrics.kid import kid
+from genmetrics.metrics.precision_recall import precision_recall
+from genmetrics.references import resolve_reference
+from models.checkpoint import export_weights, read_config
+from models.files import write_bytes
+
+NUM_SAMPLES = 10_000
+PUBLISHED = {  # best Fashion-MNIST FID, 10,000 samples vs the 10,000 test images, TF-Inception at 299
+    "dcgan": "26.5 (NS-GAN, Lucic et al. 2018)",
+    "wgan": "21.5 (WGAN, Lucic et al. 2018)",
+    "wgan-gp": "24.5 (WGAN-GP, Lucic et al. 2018)",
+    "vae": "43.6 (VAE, Dai & Wipf 2019)",
+}
+
+
+def read_results(runs: Path, model: str) -> dict[str, Any]:
+    """One model's measured numbers: steps, training seconds, sampling img/s and both extractors' metrics."""
+    def load(suffix: str) -> dict[str, Any]:
+        return json.loads((runs / f"{model}.{suffix}.json").read_text())
+
+    config = read_config(runs / model)
+    inception, fashion = load("incep"), load("fcnn")
+    for scored in (inception, fashion):
+        n = scored["provenance"]["generated"]["n"]
+        if n != NUM_SAMPLES or scored["provenance"]["reference"]["name"] != "fashion-mnist-test":
+            raise SystemExit(f"{model}: scored {n} samples against {scored['provenance']['reference']}; the table "
+                             f"needs {NUM_SAMPLES} against fashion-mnist-test")
+    return {"model": model, "step": config["step"], "hparams": config["hparams"],
+            "train_s": load("train_time")["train_s"], "sample_img_per_s": NUM_SAMPLES / load("sample_time")["sample_s"],
+            "inception": inception["metrics"], "fashion_cnn": fashion["metrics"]}
+
+
+def real_data_row() -> dict[str, Any]:
+    """The same columns for real images, the floor of each metric: FID between the shipped statistics of all
+    60,000 training images and the test set; KID and precision/recall of the training statistics' stored features
+    (a seeded subset of 10,000) against the test features; fashion-cnn IS of that subset's images."""
+    row: dict[str, Any] = {"model": "real (training images)"}
+    for key, extractor in (("inception", "inception"), ("fashion_cnn", "fashion-cnn")):
+        train = genmetrics.load_stats(resolve_reference("fashion-mnist-train", extractor))
+        test = genmetrics.load_stats(resolve_reference("fashion-mnist-test", extractor))
+        kid_mean, kid_std = kid(train.features, test.features)
+        precision, recall = precision_recall(test.features, train.features)
+        row[key] = {"fid": fid_from_stats(train.mu, train.sigma, test.mu, test.sigma), "kid_mean": kid_mean,
+                    "kid_std": kid_std, "precision": precision, "recall": recall}
+    scored = genmetrics.score(fashion_mnist("train"), None, "is", extractor="fashion-cnn", num_samples=NUM_SAMPLES,
+                              progress=False)
+    row["fashion_cnn"].update(scored.metrics)
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The README table: one row per model."""
+    lines = [("| model | steps | training | sampling img/s | FID | KID ×10³ | precision | recall | FID (fashion-cnn) "
+              "| KID ×10³ (fashion-cnn) | IS (fashion-cnn) | published FID |"),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        inc, fcnn = row["inception"], row["fashion_cnn"]
+        cost = (f"| `{row['model']}` | {row['step']:,} | {row['train_s'] / 60:.1f} min | {row['sample_img_per_s']:,.0f} "
+                if "step" in row else f"| {row['model']} | — | — | — ")
+        lines.append(
+            cost + f"| {inc['fid']:.1f} | {1e3 * inc['kid_mean']:.1f} ± {1e3 * inc['kid_std']:.1f} | {inc['precision']:.3f} "
+            f"| {inc['recall']:.3f} | {fcnn['fid']:.2f} | {1e3 * fcnn['kid_mean']:.0f} ± {1e3 * fcnn['kid_std']:.0f} "
+            f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} | {PUBLISHED.get(row['model'], '')} |")
+    return "\n".join(lines)
+
+
+def ship(runs: Path, rows: list[dict[str, Any]], out: Path) -> None:
+    """Weights-only checkpoints and last sample grids into ``out/MODEL/``, the numbers into ``out/results.json``."""
+    for row in rows:
+        folder = out / row["model"]
+        if folder.exists():
+            shutil.rmtree(folder)
+        export_weights(runs / row["model"], folder)
+        write_bytes(folder / "samples.png", (runs / row["model"] / f"samples-{row['step']:08d}.png").read_bytes())
+    write_bytes(out / "results.json", (json.dumps(rows, indent=1) + "\n").encode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path, help="folder with the run folders and the scores of reference_models.sh")
+    parser.add_argument("models", nargs="+", help="models in table order")
+    parser.add_argument("--ship", type=Path, default=None, help="write weights-only checkpoints and grids here")
+    args = parser.parse_args(argv)
+    rows = [read_results(args.runs, model) for model in args.models]
+    if args.ship is not None:
+        ship(args.runs, rows, args.ship)
+    print(markdown([*rows, real_data_row()]))
+
+
+if __name__ == "__main__":
+    main()
