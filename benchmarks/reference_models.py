@@ -4,9 +4,10 @@
     python benchmarks/reference_models.py runs dcgan cgan ... --ship models/pretrained
 
 For each model, RUNS holds the run folder ``MODEL/`` and the script's ``MODEL.{incep,fcnn}.json`` (``genmetrics
-score --json`` of the 10,000 samples against ``fashion-mnist-test`` with TF-Inception and with fashion-cnn),
-``MODEL.train_time.json`` and ``MODEL.sample_time.json``. Prints the Markdown table (with the published
-Fashion-MNIST FIDs beside ours) and, with ``--ship DIR``, writes each model's weights-only checkpoint and its last
+score --json`` of the 10,000 samples against ``fashion-mnist-test`` with TF-Inception and with fashion-cnn; a
+missing Inception file is shown as not measured) and ``MODEL.train_time.json``. Sampling speed is measured here,
+every model the same way one after the other. Prints the Markdown table (with the published Fashion-MNIST FIDs
+beside ours and a real-data row) and, with ``--ship DIR``, writes each model's weights-only checkpoint and its last
 sample grid to ``DIR/MODEL/`` and all numbers to ``DIR/results.json``.
 """
 from __future__ import annotations
@@ -15,8 +16,11 @@ import argparse
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 import genmetrics
@@ -25,10 +29,12 @@ from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import precision_recall
 from genmetrics.references import resolve_reference
-from models.checkpoint import export_weights, read_config
+from models.checkpoint import export_weights, load_checkpoint, read_config
 from models.files import write_bytes
+from models.train import SAMPLE_CHUNK, draw
 
 NUM_SAMPLES = 10_000
+SPEED_SAMPLES = 2_000
 PUBLISHED = {  # best Fashion-MNIST FID, 10,000 samples vs the 10,000 test images, TF-Inception at 299
     "dcgan": "26.5 (NS-GAN, Lucic et al. 2018)",
     "wgan": "21.5 (WGAN, Lucic et al. 2018)",
@@ -37,21 +43,41 @@ PUBLISHED = {  # best Fashion-MNIST FID, 10,000 samples vs the 10,000 test image
 }
 
 
+def sampling_speed(folder: Path, n: int = SPEED_SAMPLES) -> float:
+    """img/s of ``n`` samples of the checkpoint in ``folder`` through ``models.train.draw`` (chunks of 64, one
+    thread): every model measured the same way, one after the other in one process."""
+    model = load_checkpoint(folder)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            draw(model, "fashion-mnist", SAMPLE_CHUNK, seed=1)  # warm-up
+            start = time.perf_counter()
+            draw(model, "fashion-mnist", n, seed=0)
+            return n / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def read_results(runs: Path, model: str) -> dict[str, Any]:
-    """One model's measured numbers: steps, training seconds, sampling img/s and both extractors' metrics."""
-    def load(suffix: str) -> dict[str, Any]:
-        return json.loads((runs / f"{model}.{suffix}.json").read_text())
+    """One model's numbers: steps, training seconds, sampling img/s (measured now) and the metrics of both
+    extractors (``inception`` None when ``MODEL.incep.json`` is missing: not measured)."""
+    def load(suffix: str) -> dict[str, Any] | None:
+        path = runs / f"{model}.{suffix}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
 
     config = read_config(runs / model)
     inception, fashion = load("incep"), load("fcnn")
     for scored in (inception, fashion):
+        if scored is None:
+            continue
         n = scored["provenance"]["generated"]["n"]
         if n != NUM_SAMPLES or scored["provenance"]["reference"]["name"] != "fashion-mnist-test":
             raise SystemExit(f"{model}: scored {n} samples against {scored['provenance']['reference']}; the table "
                              f"needs {NUM_SAMPLES} against fashion-mnist-test")
     return {"model": model, "step": config["step"], "hparams": config["hparams"],
-            "train_s": load("train_time")["train_s"], "sample_img_per_s": NUM_SAMPLES / load("sample_time")["sample_s"],
-            "inception": inception["metrics"], "fashion_cnn": fashion["metrics"]}
+            "train_s": load("train_time")["train_s"], "sample_img_per_s": sampling_speed(runs / model),
+            "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"]}
 
 
 def real_data_row() -> dict[str, Any]:
@@ -72,18 +98,25 @@ def real_data_row() -> dict[str, Any]:
     return row
 
 
+def inception_cells(inc: dict[str, float] | None) -> str:
+    """The FID, KID, precision and recall cells (— when not measured)."""
+    if inc is None:
+        return "| — | — | — | — "
+    return (f"| {inc['fid']:.1f} | {1e3 * inc['kid_mean']:.1f} ± {1e3 * inc['kid_std']:.1f} | {inc['precision']:.3f} "
+            f"| {inc['recall']:.3f} ")
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README table: one row per model."""
     lines = [("| model | steps | training | sampling img/s | FID | KID ×10³ | precision | recall | FID (fashion-cnn) "
               "| KID ×10³ (fashion-cnn) | IS (fashion-cnn) | published FID |"),
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in rows:
-        inc, fcnn = row["inception"], row["fashion_cnn"]
+        fcnn = row["fashion_cnn"]
         cost = (f"| `{row['model']}` | {row['step']:,} | {row['train_s'] / 60:.1f} min | {row['sample_img_per_s']:,.0f} "
                 if "step" in row else f"| {row['model']} | — | — | — ")
         lines.append(
-            cost + f"| {inc['fid']:.1f} | {1e3 * inc['kid_mean']:.1f} ± {1e3 * inc['kid_std']:.1f} | {inc['precision']:.3f} "
-            f"| {inc['recall']:.3f} | {fcnn['fid']:.2f} | {1e3 * fcnn['kid_mean']:.0f} ± {1e3 * fcnn['kid_std']:.0f} "
+            cost + inception_cells(row["inception"]) + f"| {fcnn['fid']:.2f} | {1e3 * fcnn['kid_mean']:.0f} ± {1e3 * fcnn['kid_std']:.0f} "
             f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} | {PUBLISHED.get(row['model'], '')} |")
     return "\n".join(lines)
 

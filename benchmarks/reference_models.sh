@@ -3,7 +3,8 @@
 #   bash benchmarks/reference_models.sh MODEL STEPS EVAL_EVERY RUNS [train options...]
 # trains MODEL on fashion-mnist for STEPS steps into RUNS/MODEL (fashion-cnn metrics of 1,000 samples every
 # EVAL_EVERY steps), samples 10,000 images (seed 0) and scores them against fashion-mnist-test with fashion-cnn
-# (is,fid,kid,pr) and TF-Inception (fid,kid,pr), one thread each; wall times go to RUNS/MODEL.*_time.json.
+# (is,fid,kid,pr) and TF-Inception (fid,kid,pr), one thread each; the training wall time goes to
+# RUNS/MODEL.train_time.json.
 # Then: python benchmarks/reference_models.py RUNS MODEL... [--ship models/pretrained]
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -16,9 +17,7 @@ python -m cli train "$model" --dataset fashion-mnist --steps "$steps" --out "$ru
   --eval-samples 1000 --eval-extractor fashion-cnn --eval-metrics is,fid,kid,pr --seed 0 --no-progress "$@" \
   > "$runs/$model.train.log" 2>&1
 echo "{\"train_s\": $(echo "$(now) - $start" | bc)}" > "$runs/$model.train_time.json"
-start=$(now)
 python -m cli sample "$runs/$model" -n 10000 --seed 0 -o "$runs/$model.samples.npz"
-echo "{\"sample_s\": $(echo "$(now) - $start" | bc)}" > "$runs/$model.sample_time.json"
 python -m cli score "$runs/$model.samples.npz" fashion-mnist-test --extractor fashion-cnn --metrics is,fid,kid,pr \
   --json --no-progress > "$runs/$model.fcnn.json"
 python -m cli score "$runs/$model.samples.npz" fashion-mnist-test --metrics fid,kid,pr --json --no-progress \

@@ -1,0 +1,65 @@
+"""The shipped checkpoints of the README's results table (models/pretrained): each loads and samples."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import cli
+from genmetrics.errors import InputError
+from genmetrics.features.fashion_cnn import FashionCNNExtractor
+from models.checkpoint import PRETRAINED_DIR, load_checkpoint, pretrained, read_config
+from tests.models.conftest import assert_uint8_images, seeded
+
+SHIPPED = ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_checkpoint_loads_and_samples(name):
+    folder = pretrained(name)
+    config = read_config(folder)
+    assert (config["model"], config["dataset"], config["optimizers"]) == (name, "fashion-mnist", {})
+    assert sum(path.stat().st_size for path in folder.iterdir()) < 4_000_000  # small: weights only
+    model = load_checkpoint(folder)
+    labels = list(range(8)) if model.conditional else None
+    images = model.sample(8, seeded(0), labels)
+    assert_uint8_images(images, 8)
+    assert torch.equal(images, model.sample(8, seeded(0), labels))  # seeded
+    assert images.float().std() > 20  # not a constant image
+    assert (folder / "samples.png").is_file()
+
+
+def test_results_list_every_shipped_model_at_10000_samples():
+    rows = json.loads((PRETRAINED_DIR / "results.json").read_text())
+    assert [row["model"] for row in rows] == SHIPPED
+    for row in rows:
+        assert row["step"] == read_config(pretrained(row["model"]))["step"]
+        if row["inception"] is not None:  # None: not measured (the README says which and why)
+            assert {"fid", "kid_mean", "precision", "recall"} <= row["inception"].keys()
+        assert {"is_mean", "fid", "kid_mean", "precision", "recall"} <= row["fashion_cnn"].keys()
+
+
+def test_the_shipped_conditional_gan_draws_the_class_it_is_given():
+    model = load_checkpoint(pretrained("cgan"))
+    labels = torch.arange(200) % 10
+    images = model.sample(200, seeded(1), labels).numpy()
+    extractor = FashionCNNExtractor()
+    batch = torch.stack([extractor.preprocess(image) for image in images])
+    predicted = extractor.forward(batch)["logits"].argmax(1)
+    assert (predicted == labels).float().mean() > 0.8  # the classifier agrees with the requested label
+
+
+def test_sample_cli_takes_a_shipped_folder(tmp_path):
+    out = tmp_path / "s.npz"
+    result = CliRunner().invoke(cli, ["sample", str(pretrained("dcgan")), "-n", "5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as data:
+        assert_uint8_images(next(iter(data.values())), 5)
+
+
+def test_an_unshipped_model_is_named_with_the_shipped_ones():
+    with pytest.raises(InputError, match=r"no shipped checkpoint for model 'gan'; shipped: ae, cgan, dcgan"):
+        pretrained("gan")
