@@ -17,6 +17,7 @@ from models.diffusion import (
     classifier_grad,
     cosine_schedule,
     ddim_times,
+    ddim_update,
     linear_schedule,
     q_sample,
 )
@@ -166,7 +167,7 @@ def test_ddim_with_all_T_steps_is_deterministic_and_its_formula():
     for t in range(10, 0, -1):
         abar, abar_next = model.schedule.alpha_bar(t).item(), model.schedule.alpha_bar(t - 1).item()
         eps = 0.3 * x + 0.01 * t + 0.05 * (labels.float() + 1)[:, None, None, None]
-        x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+        x0 = ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-1, 1)
         x = math.sqrt(abar_next) * x0 + math.sqrt(1 - abar_next) * eps
     torch.testing.assert_close(got, x)
     again = model.generate(2, seeded(4), labels, guidance=0.0, classifier_scale=0.0, sampling_steps=10)
@@ -201,7 +202,8 @@ def test_classifier_guidance_shifts_the_mean_by_scale_variance_grad():
     # DDIM: eps^ = eps - s sqrt(1 - abar_t) grad, then the DDIM update.
     abar, abar_next = model.schedule.alpha_bar(6).item(), model.schedule.alpha_bar(3).item()
     eps = model.predict_eps(x, 6, labels, 0.0) - 3.0 * math.sqrt(1 - abar) * grad
-    expected = math.sqrt(abar_next) * (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar) + math.sqrt(1 - abar_next) * eps
+    x0 = ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-1, 1)
+    expected = math.sqrt(abar_next) * x0 + math.sqrt(1 - abar_next) * eps
     torch.testing.assert_close(model.ddim_step(x, 6, 3, labels, classifier_scale=3.0), expected)
 
 
@@ -271,3 +273,18 @@ def test_schedule_accessors_index_by_t():
     assert schedule.T == 3 and schedule.alpha_bar(0).item() == 1.0
     assert schedule.alpha_bar(torch.tensor([1, 3])).tolist() == pytest.approx([0.9, 0.9 * 0.8 * 0.5])
     assert schedule.beta(2).item() == pytest.approx(0.2)
+
+
+def test_ddim_recovers_x0_from_the_true_eps_and_clips_its_estimate_to_the_data_range():
+    schedule = cosine_schedule(1000)
+    x0 = torch.rand(4, 1, 28, 28, generator=seeded(11)) * 2 - 1
+    eps = torch.randn(x0.shape, generator=seeded(12))
+    x_t = q_sample(x0, torch.full((4,), 600), eps, schedule)
+    torch.testing.assert_close(ddim_update(x_t, 600, 0, eps, schedule), x0, atol=1e-5, rtol=0)
+    # At t = T, abar_T ~ 2e-9: an eps off by 0.01 would put x0^ ~ 200 away; clipped, x_980 stays near N(0, 1).
+    x_T = torch.randn(x0.shape, generator=seeded(13))
+    abar_next = schedule.alpha_bar(980).item()
+    x_next = ddim_update(x_T, 1000, 980, x_T + 0.01, schedule)
+    bound = math.sqrt(abar_next) + math.sqrt(1 - abar_next) * (x_T + 0.01).abs()
+    assert schedule.alpha_bar(1000).item() < 1e-8
+    assert bool((x_next.abs() <= bound + 1e-6).all())
