@@ -134,10 +134,15 @@ def _extract(src: ImageSource, extractor: FeatureExtractor, options: ExtractOpti
                              workers=options.workers, skip_bad=options.skip_bad, keep_features=keep_features,
                              progress=options.progress, desc=f"{role} features", cache=cache)
     feats = distributed.gather(feats, src)
+    _check_finite(feats, f"{role} features of {src.description!r}")
+    return feats
+
+
+def _check_finite(feats: FeatureSet, what: str) -> None:
+    """InputError when the running mean or the kept features (N, D) of ``feats`` hold NaN/inf."""
     finite = np.isfinite(feats.stats.mean).all() if feats.stats.n else True
     if not finite or (feats.features is not None and not np.isfinite(feats.features).all()):
-        raise InputError(f"{role} features of {src.description!r} contain NaN/inf: the images or weights are broken")
-    return feats
+        raise InputError(f"{what} contain NaN/inf: the images or weights are broken")
 
 
 def _source_meta(src: ImageSource, feats: FeatureSet) -> dict[str, Any]:
@@ -585,8 +590,7 @@ class Evaluator:
         """Extract the features of ``images`` (B, H, W, C) or (B, C, H, W) uint8, numpy or torch, and add them."""
         feats = extract_features(open_source(images), self.network, batch_size=self._options.batch_size,
                                  keep_features=self._keep_features, progress=False)
-        if not np.isfinite(feats.stats.mean).all():
-            raise InputError("generated features contain NaN/inf: the images or weights are broken")
+        _check_finite(feats, "generated features")
         self._stats = self._stats.merge(feats.stats)
         if self._keep_features:
             self._features.append(feats.features)
