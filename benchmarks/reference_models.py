@@ -1,14 +1,17 @@
 """The README's results table of the reference generators, from the outputs of ``benchmarks/reference_models.sh``.
 
     bash benchmarks/reference_models.sh dcgan 2500 250 runs     # per model: train, sample 10,000, score twice
-    python benchmarks/reference_models.py runs dcgan cgan ... --ship models/pretrained
+    bash benchmarks/score_samples.sh ddpm-cfg runs/ddpm runs --guidance 1   # another row of the same run
+    python benchmarks/reference_models.py runs dcgan cgan ddpm-cfg=ddpm:guidance=1 ... --ship models/pretrained
 
-For each model, RUNS holds the run folder ``MODEL/`` and the script's ``MODEL.{incep,fcnn}.json`` (``genmetrics
-score --json`` of the 10,000 samples against ``fashion-mnist-test`` with TF-Inception and with fashion-cnn; a
-missing Inception file is shown as not measured) and ``MODEL.train_time.json``. Sampling speed is measured here,
-every model the same way one after the other. Prints the Markdown table (with the published Fashion-MNIST FIDs
-beside ours and a real-data row) and, with ``--ship DIR``, writes each model's weights-only checkpoint and its last
-sample grid to ``DIR/MODEL/`` and all numbers to ``DIR/results.json``.
+A row is ``NAME`` or ``NAME=FOLDER:OPTION=VALUE,...`` (sampling options of the model, e.g. ``guidance``,
+``sampling_steps``): RUNS holds the run folder ``FOLDER/`` (default NAME), its ``FOLDER.train_time.json``, and
+``NAME.{incep,fcnn}.json`` (``genmetrics score --json`` of the row's 10,000 samples against ``fashion-mnist-test``
+with TF-Inception and with fashion-cnn; a missing Inception file is shown as not measured). Sampling speed is
+measured here, every row the same way one after the other. Prints the Markdown table (with the published
+Fashion-MNIST FIDs beside ours and a real-data row) and, with ``--ship DIR``, writes each run folder's
+weights-only checkpoint and its last sample grid to ``DIR/FOLDER/`` and the rows' numbers into ``DIR/results.json``
+(replacing rows of the same name, keeping the others).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,11 @@ from genmetrics.metrics.precision_recall import precision_recall
 from genmetrics.references import resolve_reference
 from models.checkpoint import export_weights, load_checkpoint, read_config
 from models.files import write_bytes
-from models.train import SAMPLE_CHUNK, draw
+from models.train import SAMPLE_CHUNK, draw, sample_chunks
 
 NUM_SAMPLES = 10_000
 SPEED_SAMPLES = 2_000
+SPEED_SECONDS = 60.0
 PUBLISHED = {  # best Fashion-MNIST FID, 10,000 samples vs the 10,000 test images, TF-Inception at 299
     "dcgan": "26.5 (NS-GAN, Lucic et al. 2018)",
     "wgan": "21.5 (WGAN, Lucic et al. 2018)",
@@ -43,40 +48,66 @@ PUBLISHED = {  # best Fashion-MNIST FID, 10,000 samples vs the 10,000 test image
 }
 
 
-def sampling_speed(folder: Path, n: int = SPEED_SAMPLES) -> float:
-    """img/s of ``n`` samples of the checkpoint in ``folder`` through ``models.train.draw`` (chunks of 64, one
-    thread): every model measured the same way, one after the other in one process."""
+@dataclass(frozen=True)
+class Row:
+    """A table row: ``name``, the run folder below RUNS, and the sampling options of its samples."""
+
+    name: str
+    folder: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Row:
+        """``NAME`` or ``NAME=FOLDER:KEY=VALUE,...`` (values as numbers)."""
+        name, _, rest = text.partition("=")
+        folder, _, options = (rest or name).partition(":")
+        pairs = [item.split("=", 1) for item in options.split(",") if item]
+        if any(len(pair) != 2 for pair in pairs):
+            raise SystemExit(f"row {text!r}: expected NAME or NAME=FOLDER:KEY=VALUE,...")
+        return cls(name, folder, {key: float(value) if "." in value or "e" in value else int(value)
+                                  for key, value in pairs})
+
+
+def sampling_speed(folder: Path, options: dict[str, Any], n: int = SPEED_SAMPLES,
+                   seconds: float = SPEED_SECONDS) -> float:
+    """img/s of the checkpoint in ``folder`` with sampling ``options`` through ``models.train.sample_chunks``
+    (chunks of 64, one thread), over ``n`` samples or the chunks that fit in ``seconds`` (at least one): every row
+    measured the same way, one after the other in one process."""
     model = load_checkpoint(folder)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
-            draw(model, "fashion-mnist", SAMPLE_CHUNK, seed=1)  # warm-up
-            start = time.perf_counter()
-            draw(model, "fashion-mnist", n, seed=0)
-            return n / (time.perf_counter() - start)
+            draw(model, "fashion-mnist", SAMPLE_CHUNK, seed=1, **options)  # warm-up
+            start, drawn = time.perf_counter(), 0
+            for images, _ in sample_chunks(model, "fashion-mnist", n, seed=0, **options):
+                drawn += len(images)
+                if time.perf_counter() - start > seconds:
+                    break
+            return drawn / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
 
 
-def read_results(runs: Path, model: str) -> dict[str, Any]:
-    """One model's numbers: steps, training seconds, sampling img/s (measured now) and the metrics of both
-    extractors (``inception`` None when ``MODEL.incep.json`` is missing: not measured)."""
-    def load(suffix: str) -> dict[str, Any] | None:
-        path = runs / f"{model}.{suffix}.json"
+def read_results(runs: Path, row: Row) -> dict[str, Any]:
+    """One row's numbers: steps, training seconds, sampling img/s (measured now) and the metrics of both
+    extractors (``inception`` None when ``NAME.incep.json`` is missing: not measured)."""
+    def load(name: str, suffix: str) -> dict[str, Any] | None:
+        path = runs / f"{name}.{suffix}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    config = read_config(runs / model)
-    inception, fashion = load("incep"), load("fcnn")
+    config = read_config(runs / row.folder)
+    inception, fashion = load(row.name, "incep"), load(row.name, "fcnn")
     for scored in (inception, fashion):
         if scored is None:
             continue
         n = scored["provenance"]["generated"]["n"]
         if n != NUM_SAMPLES or scored["provenance"]["reference"]["name"] != "fashion-mnist-test":
-            raise SystemExit(f"{model}: scored {n} samples against {scored['provenance']['reference']}; the table "
-                             f"needs {NUM_SAMPLES} against fashion-mnist-test")
-    return {"model": model, "step": config["step"], "hparams": config["hparams"],
-            "train_s": load("train_time")["train_s"], "sample_img_per_s": sampling_speed(runs / model),
+            raise SystemExit(f"{row.name}: scored {n} samples against {scored['provenance']['reference']}; the "
+                             f"table needs {NUM_SAMPLES} against fashion-mnist-test")
+    return {"model": row.name, "checkpoint": row.folder, "sample_options": row.options, "step": config["step"],
+            "hparams": config["hparams"], "train_s": load(row.folder, "train_time")["train_s"],
+            "sample_img_per_s": sampling_speed(runs / row.folder, row.options),
             "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"]}
 
 
@@ -122,23 +153,27 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def ship(runs: Path, rows: list[dict[str, Any]], out: Path) -> None:
-    """Weights-only checkpoints and last sample grids into ``out/MODEL/``, the numbers into ``out/results.json``."""
-    for row in rows:
-        folder = out / row["model"]
+    """Weights-only checkpoints and last sample grids of each run folder into ``out/FOLDER/``, the rows into
+    ``out/results.json`` (rows of other names already there are kept, in their order, before the new ones)."""
+    for name, step in {row["checkpoint"]: row["step"] for row in rows}.items():
+        folder = out / name
         if folder.exists():
             shutil.rmtree(folder)
-        export_weights(runs / row["model"], folder)
-        write_bytes(folder / "samples.png", (runs / row["model"] / f"samples-{row['step']:08d}.png").read_bytes())
-    write_bytes(out / "results.json", (json.dumps(rows, indent=1) + "\n").encode())
+        export_weights(runs / name, folder)
+        write_bytes(folder / "samples.png", (runs / name / f"samples-{step:08d}.png").read_bytes())
+    results = out / "results.json"
+    names = {row["model"] for row in rows}
+    kept = [row for row in json.loads(results.read_text()) if row["model"] not in names] if results.is_file() else []
+    write_bytes(results, (json.dumps([*kept, *rows], indent=1) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, help="folder with the run folders and the scores of reference_models.sh")
-    parser.add_argument("models", nargs="+", help="models in table order")
+    parser.add_argument("rows", nargs="+", help="NAME or NAME=FOLDER:KEY=VALUE,... (sampling options), in table order")
     parser.add_argument("--ship", type=Path, default=None, help="write weights-only checkpoints and grids here")
     args = parser.parse_args(argv)
-    rows = [read_results(args.runs, model) for model in args.models]
+    rows = [read_results(args.runs, Row.parse(text)) for text in args.rows]
     if args.ship is not None:
         ship(args.runs, rows, args.ship)
     print(markdown([*rows, real_data_row()]))
