@@ -14,7 +14,7 @@ from genmetrics.features.fashion_cnn import FashionCNNExtractor
 from models.checkpoint import PRETRAINED_DIR, load_checkpoint, pretrained, read_config
 from tests.models.conftest import assert_uint8_images, seeded
 
-SHIPPED = ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae"]
+SHIPPED = ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "vqvae", "ddpm"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -42,14 +42,24 @@ def test_results_list_every_shipped_model_at_10000_samples():
         assert {"is_mean", "fid", "kid_mean", "precision", "recall"} <= row["fashion_cnn"].keys()
 
 
-def test_the_shipped_conditional_gan_draws_the_class_it_is_given():
-    model = load_checkpoint(pretrained("cgan"))
-    labels = torch.arange(200) % 10
-    images = model.sample(200, seeded(1), labels).numpy()
+def label_agreement(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of (N, 28, 28, 1) uint8 images that fashion-cnn classifies as their label (N,)."""
     extractor = FashionCNNExtractor()
-    batch = torch.stack([extractor.preprocess(image) for image in images])
-    predicted = extractor.forward(batch)["logits"].argmax(1)
-    assert (predicted == labels).float().mean() > 0.8  # the classifier agrees with the requested label
+    batch = torch.stack([extractor.preprocess(image) for image in images.numpy()])
+    return (extractor.forward(batch)["logits"].argmax(1) == labels).float().mean().item()
+
+
+def test_the_shipped_conditional_gan_draws_the_class_it_is_given():
+    labels = torch.arange(200) % 10
+    assert label_agreement(load_checkpoint(pretrained("cgan")).sample(200, seeded(1), labels), labels) > 0.8
+
+
+def test_the_shipped_ddpm_draws_the_class_it_is_given_more_often_with_guidance():
+    model = load_checkpoint(pretrained("ddpm"))
+    labels = torch.arange(60) % 10
+    agreement = {w: label_agreement(model.sample(60, seeded(2), labels, guidance=w, sampling_steps=10), labels)
+                 for w in (0.0, 2.0)}
+    assert agreement[0.0] > 0.5 and agreement[2.0] > max(0.7, agreement[0.0])  # measured: 0.67 and 0.75
 
 
 def test_sample_cli_takes_a_shipped_folder(tmp_path):
