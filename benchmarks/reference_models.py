@@ -34,6 +34,7 @@ from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import precision_recall
 from genmetrics.references import resolve_reference
 from models.checkpoint import export_weights, load_checkpoint, read_config
+from models.data import fashion_mnist as fashion_mnist_with_labels
 from models.files import write_bytes
 from models.train import SAMPLE_CHUNK, draw, sample_chunks
 
@@ -89,9 +90,20 @@ def sampling_speed(folder: Path, options: dict[str, Any], n: int = SPEED_SAMPLES
         torch.set_num_threads(threads)
 
 
+def test_bits_per_dim(folder: Path) -> float | None:
+    """The held-out NLL in bits/dim on the 10,000 test images of the checkpoint in ``folder``, for models with a
+    likelihood (``test_bits_per_dim``, the PixelCNN); None for the others."""
+    model = load_checkpoint(folder)
+    if not hasattr(model, "test_bits_per_dim"):
+        return None
+    images, labels = fashion_mnist_with_labels("test")
+    return model.test_bits_per_dim(torch.tensor(images), torch.tensor(labels))
+
+
 def read_results(runs: Path, row: Row) -> dict[str, Any]:
-    """One row's numbers: steps, training seconds, sampling img/s (measured now) and the metrics of both
-    extractors (``inception`` None when ``NAME.incep.json`` is missing: not measured)."""
+    """One row's numbers: steps, training seconds, sampling img/s (measured now), test bits/dim (likelihood
+    models) and the metrics of both extractors (``inception`` None when ``NAME.incep.json`` is missing: not
+    measured)."""
     def load(name: str, suffix: str) -> dict[str, Any] | None:
         path = runs / f"{name}.{suffix}.json"
         return json.loads(path.read_text()) if path.is_file() else None
@@ -108,6 +120,7 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
     return {"model": row.name, "checkpoint": row.folder, "sample_options": row.options, "step": config["step"],
             "hparams": config["hparams"], "train_s": load(row.folder, "train_time")["train_s"],
             "sample_img_per_s": sampling_speed(runs / row.folder, row.options),
+            "test_bits_per_dim": test_bits_per_dim(runs / row.folder),
             "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"]}
 
 
@@ -138,17 +151,20 @@ def inception_cells(inc: dict[str, float] | None) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The README table: one row per model."""
+    """The README table: one row per model; a test bits/dim column when a row has one."""
+    bits = any(row.get("test_bits_per_dim") is not None for row in rows)
     lines = [("| model | steps | training | sampling img/s | FID | KID ×10³ | precision | recall | FID (fashion-cnn) "
-              "| KID ×10³ (fashion-cnn) | IS (fashion-cnn) | published FID |"),
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "| KID ×10³ (fashion-cnn) | IS (fashion-cnn) | " + "bits/dim (test) | " * bits + "published FID |"),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + "---: | " * bits + "--- |"]
     for row in rows:
+        nll = row.get("test_bits_per_dim")
+        bits_cell = (f"| {nll:.3f} " if nll is not None else "| — ") if bits else ""
         fcnn = row["fashion_cnn"]
         cost = (f"| `{row['model']}` | {row['step']:,} | {row['train_s'] / 60:.1f} min | {row['sample_img_per_s']:,.0f} "
                 if "step" in row else f"| {row['model']} | — | — | — ")
         lines.append(
             cost + inception_cells(row["inception"]) + f"| {fcnn['fid']:.2f} | {1e3 * fcnn['kid_mean']:.0f} ± {1e3 * fcnn['kid_std']:.0f} "
-            f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} | {PUBLISHED.get(row['model'], '')} |")
+            f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} {bits_cell}| {PUBLISHED.get(row['model'], '')} |")
     return "\n".join(lines)
 
 

@@ -59,15 +59,42 @@ class PixelCNNNet(nn.Module):
         self.class_bias = nn.Embedding(num_classes, channels * (layers + 1)) if num_classes else None
         self.rows_above = self.first.rows_above + sum(block.rows_above for block in self.blocks)
         """The logits of row i depend on the input rows i - rows_above .. i only."""
+        self.columns_around = self.rows_above
+        """... and those of column j on the input columns j - columns_around .. j + columns_around only (square
+        kernels reach as far sideways as up)."""
+
+    def _class_biases(self, labels: torch.Tensor | None) -> list[torch.Tensor | float]:
+        """Per layer: the labels' biases (N, channels, 1, 1), or 0 for an unconditional net."""
+        if self.class_bias is None:
+            return [0.0] * (len(self.blocks) + 1)
+        return list(self.class_bias(labels)[:, :, None, None].chunk(len(self.blocks) + 1, 1))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        biases: list[torch.Tensor | float] = [0.0] * (len(self.blocks) + 1)
-        if self.class_bias is not None:
-            biases = list(self.class_bias(labels)[:, :, None, None].chunk(len(self.blocks) + 1, 1))
+        biases = self._class_biases(labels)
         h = self.first(x) + biases[0]
         for block, bias in zip(self.blocks, biases[1:]):
             h = h + block(F.relu(h)) + bias
         return self.head(h)
+
+    def logits_at(self, x: torch.Tensor, column: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(x, labels)[:, :, -1, column]`` -> (N, classes), computing each layer only where the later ones
+        read: after a layer, its output is cut to the last ``r + 1`` rows and the columns ``column ± r``, r being
+        how far the remaining layers reach. The zero padding of the next layer at a cut edge then corrupts only the
+        margin the cut after it drops, so this is exact (5x fewer operations than whole rows of the crop)."""
+        biases = self._class_biases(labels)
+        reach = self.rows_above - self.first.rows_above
+        h, column = _keep_reach(self.first(x) + biases[0], column, reach)
+        for block, bias in zip(self.blocks, biases[1:]):
+            reach -= block.rows_above
+            h, column = _keep_reach(h + block(F.relu(h)) + bias, column, reach)
+        return self.head(h[:, :, -1:, column:column + 1])[:, :, 0, 0]
+
+
+def _keep_reach(h: torch.Tensor, column: int, reach: int) -> tuple[torch.Tensor, int]:
+    """The last ``reach + 1`` rows and the columns ``column ± reach`` of ``h`` (N, C, H, W), and ``column``'s index
+    in them."""
+    left = max(0, column - reach)
+    return h[:, :, -(reach + 1):, left:column + reach + 1], column - left
 
 
 def bits_per_dim(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -79,9 +106,11 @@ def sample_autoregressive(net: PixelCNNNet, shape: tuple[int, int, int], encode:
                           generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Values (n, H, W) long drawn one at a time in raster order, each from ``net``'s softmax given those before.
 
-    ``shape``: (n, H, W); ``encode``: values (n, h, W) long -> the net's inputs (n, C, h, W). The logits of row i
-    are computed on the rows ``i - net.rows_above .. i`` only (they depend on no others), which is exact. Each
-    draw is a ``torch.multinomial`` from ``generator`` on the CPU.
+    ``shape``: (n, H, W); ``encode``: values (n, h, w) long -> the net's inputs (n, C, h, w). The logits of pixel
+    (i, j) are computed on the crop of rows ``i - net.rows_above .. i`` and columns ``j - net.columns_around ..
+    j + net.columns_around`` only (they depend on no others; zero padding at a cut edge corrupts only the columns
+    the net's reach away from it) through ``net.logits_at``, which is exact and several times faster than whole
+    rows. Each draw is a ``torch.multinomial`` from ``generator`` on the CPU.
     """
     _, height, width = shape
     device = next(net.parameters()).device
@@ -89,7 +118,8 @@ def sample_autoregressive(net: PixelCNNNet, shape: tuple[int, int, int], encode:
     for i in range(height):
         top = max(0, i - net.rows_above)
         for j in range(width):
-            logits = net(encode(values[:, top:i + 1]), labels)[:, :, -1, j]
+            left, right = max(0, j - net.columns_around), min(width, j + net.columns_around + 1)
+            logits = net.logits_at(encode(values[:, top:i + 1, left:right]), j - left, labels)
             draw = torch.multinomial(logits.float().softmax(1).cpu(), 1, generator=generator)
             values[:, i, j] = draw[:, 0].to(device)
     return values
@@ -117,6 +147,21 @@ class PixelCNN(Generator):
 
     def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None) -> torch.Tensor:
         return pixels_to_input(sample_autoregressive(self.net, (n, 28, 28), pixels_to_input, generator, labels))
+
+    @torch.inference_mode()
+    def test_bits_per_dim(self, values: torch.Tensor, labels: torch.Tensor | None = None,
+                          batch_size: int = 500) -> float:
+        """The mean NLL in bits per dimension of pixel values (N, 28, 28) uint8 or long (with their labels (N,) for
+        a conditional model), e.g. the held-out test set; sums per batch in float64, so the batch size changes
+        nothing but rounding."""
+        device = next(self.net.parameters()).device
+        total = 0.0
+        for start in range(0, len(values), batch_size):
+            targets = values[start:start + batch_size].long().to(device)
+            batch_labels = labels[start:start + batch_size].to(device) if self.conditional else None
+            logits = self.net(pixels_to_input(targets), batch_labels)
+            total += bits_per_dim(logits, targets).double().item() * len(targets)
+        return total / len(values)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
         """One Adam step on the NLL of the batch's pixel values (the images are exactly ``v / 127.5 - 1``)."""

@@ -47,13 +47,26 @@ def test_bits_per_dim_of_a_uniform_model_is_8():
     logits = torch.randn(3, 256, 28, 28, generator=seeded(1))
     nll = -logits.log_softmax(1).gather(1, targets[:, None]).mean() / math.log(2)
     assert bits_per_dim(logits, targets).item() == pytest.approx(nll.item(), rel=1e-6)
-    # The model's reported training loss: a net whose last layer outputs zeros is uniform.
+    # The model's test and training losses: a net whose last layer outputs zeros is uniform.
     model = build_model("pixelcnn", TINY["pixelcnn"], generator=seeded(0))
     nn.init.zeros_(model.net.head[-1].weight)
     nn.init.zeros_(model.net.head[-1].bias)
+    assert model.test_bits_per_dim(targets.to(torch.uint8)) == pytest.approx(8.0, abs=1e-6)
     images = pixels_to_input(targets)
     assert model.train_step(images, torch.zeros(3, dtype=torch.long), seeded(0)) == {
         "bits_per_dim": pytest.approx(8.0, abs=1e-6)}
+
+
+
+def test_test_bits_per_dim_is_the_mean_nll_over_all_images_whatever_the_batch_size():
+    model = build_model("pixelcnn", {**TINY["pixelcnn"], "conditional": True}, generator=seeded(0))
+    values = torch.randint(256, (7, 28, 28), generator=seeded(2))
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6])
+    with torch.no_grad():
+        expected = bits_per_dim(model.net(pixels_to_input(values), labels), values).item()
+    assert model.test_bits_per_dim(values, labels, batch_size=3) == pytest.approx(expected, rel=1e-6)
+    assert model.test_bits_per_dim(values, labels, batch_size=7) == pytest.approx(expected, rel=1e-6)
+    assert model.test_bits_per_dim(values, 9 - labels) != pytest.approx(expected, rel=1e-6)
 
 
 def test_training_lowers_the_bits_per_dim(digit_batch):
@@ -65,16 +78,24 @@ def test_training_lowers_the_bits_per_dim(digit_batch):
     assert last < first - 1.0
 
 
-def test_logits_of_a_row_need_only_the_rows_above_it_that_the_net_reaches():
-    """The row crop sample_autoregressive uses gives the full image's logits exactly."""
-    net = PixelCNNNet(1, 8, 5, 256)
-    assert net.rows_above == 3 + 5
+def test_logits_of_a_pixel_need_only_the_rows_above_and_columns_around_it_that_the_net_reaches():
+    """The crop sample_autoregressive uses, and logits_at's cuts inside the net, give the full image's logits."""
+    net = PixelCNNNet(1, 8, 5, 256, num_classes=10)
+    assert net.rows_above == net.columns_around == 3 + 5
     values = torch.randint(256, (2, 28, 28), generator=seeded(0))
     with torch.no_grad():
-        full = net(pixels_to_input(values))
+        full = net(pixels_to_input(values), labels := torch.tensor([3, 7]))
         for i in (0, 7, 8, 9, 20, 27):
             top = max(0, i - net.rows_above)
-            torch.testing.assert_close(net(pixels_to_input(values[:, top:i + 1]))[:, :, -1], full[:, :, i])
+            for j in (0, 5, 8, 9, 14, 19, 20, 27):
+                left, right = max(0, j - 8), min(28, j + 9)
+                crop = pixels_to_input(values[:, top:i + 1, left:right])
+                torch.testing.assert_close(net(crop, labels)[:, :, -1, j - left], full[:, :, i, j])
+                torch.testing.assert_close(net.logits_at(crop, j - left, labels), full[:, :, i, j])
+        # One column less on either side is not enough: the crop's zero padding reaches the pixel.
+        for left, right in ((8, 24), (7, 23)):
+            crop = net(pixels_to_input(values[:, 12:21, left:right]), labels)
+            assert not torch.allclose(crop[:, :, -1, 15 - left], full[:, :, 20, 15])
 
 
 class _CountingNet(nn.Module):
@@ -82,10 +103,14 @@ class _CountingNet(nn.Module):
     start of a row: sampling must reproduce that sequence, which needs raster order and fed-back draws."""
 
     rows_above = 0
+    columns_around = 100  # the whole row
 
     def __init__(self) -> None:
         super().__init__()
         self.dummy = nn.Parameter(torch.zeros(()))
+
+    def logits_at(self, x: torch.Tensor, column: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self(x, labels)[:, :, -1, column]
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         values = ((x[:, 0] + 1) * 127.5).round().long()  # (n, 1, W): the row being drawn
