@@ -21,8 +21,8 @@ Forward process over t = 1..T: ``q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, 
   eps_c = eps(x_t, t, y) and eps_u = eps(x_t, t, null).
 * Classifier-free guidance (Ho & Salimans 2022), weight w (``guidance``):
   ``eps~ = (1 + w) eps_c - w eps_u = eps_u + (1 + w)(eps_c - eps_u)``. w = 0: the conditional model without
-  guidance (one network call per step); w = -1: the unconditional model; w > 0: guided. (The ``eps_u + s (eps_c -
-  eps_u)`` form's scale is s = 1 + w.)
+  guidance (one network call per step); w = -1: the unconditional model (one call, on the null label); w > 0:
+  guided. (The ``eps_u + s (eps_c - eps_u)`` form's scale is s = 1 + w.)
 * Classifier guidance (Dhariwal & Nichol 2021), scale s (``classifier_scale``): a noise-aware classifier
   f(y | x_t, t), a small CNN with its own time embedding, is trained alongside (same step, same x_t and t, true
   labels, its own Adam). Algorithm 2 shifts the mean by ``s sigma_t^2 grad_{x_t} log f(y | x_t, t)``; DDIM uses
@@ -311,6 +311,8 @@ class DDPM(Generator):
         if not self.conditional or guidance == 0:
             return self.ema(x, times, labels)
         null = torch.full_like(labels, self.num_classes)
+        if guidance == -1:  # eps_u alone: one network call
+            return self.ema(x, times, null)
         eps_c, eps_u = self.ema(torch.cat([x, x]), torch.cat([times, times]), torch.cat([labels, null])).chunk(2)
         return cfg_eps(eps_c, eps_u, guidance)
 

@@ -184,7 +184,7 @@ def test_classifier_free_guidance_combines_conditional_and_unconditional_eps():
         model.ema.seen = 0
         got = model.predict_eps(x, 7, labels, w)
         torch.testing.assert_close(got, eps_u + (1 + w) * (eps_c - eps_u))  # = (1 + w) eps_c - w eps_u
-        assert model.ema.seen == (3 if w == 0 else 6)  # w = 0: the conditional model alone
+        assert model.ema.seen == (3 if w in (0, -1) else 6)  # w = 0 / -1: the conditional / unconditional alone
     torch.testing.assert_close(cfg_eps(eps_c, eps_u, 2.0), 3 * eps_c - 2 * eps_u)
 
 
