@@ -4,15 +4,12 @@
 # draws 10,000 samples (seed 0) from CHECKPOINT with the given `genmetrics sample` options (e.g. --guidance 1) into
 # RUNS/NAME.samples.npz and scores them against fashion-mnist-test with each extractor of $EXTRACTORS (default
 # "fashion-cnn inception"; one thread each): fashion-cnn (is,fid,kid,pr) -> RUNS/NAME.fcnn.json, TF-Inception
-# (fid,kid,pr) -> RUNS/NAME.incep.json; the sampling wall time goes to RUNS/NAME.sample_time.json.
+# (fid,kid,pr) -> RUNS/NAME.incep.json. (reference_models.py measures every row's sampling speed itself.)
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 name=$1; checkpoint=$2; runs=$3; shift 3
 cd "$(dirname "$0")/.."
-now() { date +%s.%N; }
-start=$(now)
 python -m cli sample "$checkpoint" -n 10000 --seed 0 -o "$runs/$name.samples.npz" "$@"
-echo "{\"sample_s\": $(echo "$(now) - $start" | bc)}" > "$runs/$name.sample_time.json"
 for extractor in ${EXTRACTORS:-fashion-cnn inception}; do
   case $extractor in
     fashion-cnn) out=fcnn; metrics=is,fid,kid,pr ;;
