@@ -33,6 +33,7 @@ from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import precision_recall
 from genmetrics.references import resolve_reference
+from models.base import Generator
 from models.checkpoint import export_weights, load_checkpoint, read_config
 from models.data import fashion_mnist as fashion_mnist_with_labels
 from models.files import write_bytes
@@ -69,12 +70,11 @@ class Row:
                                   for key, value in pairs})
 
 
-def sampling_speed(folder: Path, options: dict[str, Any], n: int = SPEED_SAMPLES,
+def sampling_speed(model: Generator, options: dict[str, Any], n: int = SPEED_SAMPLES,
                    seconds: float = SPEED_SECONDS) -> float:
-    """img/s of the checkpoint in ``folder`` with sampling ``options`` through ``models.train.sample_chunks``
+    """img/s of ``model`` with sampling ``options`` through ``models.train.sample_chunks``
     (chunks of 64, one thread), over ``n`` samples or the chunks that fit in ``seconds`` (at least one): every row
     measured the same way, one after the other in one process."""
-    model = load_checkpoint(folder)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -90,10 +90,9 @@ def sampling_speed(folder: Path, options: dict[str, Any], n: int = SPEED_SAMPLES
         torch.set_num_threads(threads)
 
 
-def test_bits_per_dim(folder: Path) -> float | None:
-    """The held-out NLL in bits/dim on the 10,000 test images of the checkpoint in ``folder``, for models with a
-    likelihood (``test_bits_per_dim``, the PixelCNN); None for the others."""
-    model = load_checkpoint(folder)
+def held_out_bits_per_dim(model: Generator) -> float | None:
+    """``model``'s NLL in bits/dim on the 10,000 test images, for models with a likelihood (``test_bits_per_dim``,
+    the PixelCNN); None for the others."""
     if not hasattr(model, "test_bits_per_dim"):
         return None
     images, labels = fashion_mnist_with_labels("test")
@@ -108,7 +107,7 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
         path = runs / f"{name}.{suffix}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    config = read_config(runs / row.folder)
+    config, model = read_config(runs / row.folder), load_checkpoint(runs / row.folder)
     inception, fashion = load(row.name, "incep"), load(row.name, "fcnn")
     for scored in (inception, fashion):
         if scored is None:
@@ -119,8 +118,7 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
                              f"table needs {NUM_SAMPLES} against fashion-mnist-test")
     return {"model": row.name, "checkpoint": row.folder, "sample_options": row.options, "step": config["step"],
             "hparams": config["hparams"], "train_s": load(row.folder, "train_time")["train_s"],
-            "sample_img_per_s": sampling_speed(runs / row.folder, row.options),
-            "test_bits_per_dim": test_bits_per_dim(runs / row.folder),
+            "sample_img_per_s": sampling_speed(model, row.options), "test_bits_per_dim": held_out_bits_per_dim(model),
             "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"]}
 
 

@@ -59,9 +59,6 @@ class PixelCNNNet(nn.Module):
         self.class_bias = nn.Embedding(num_classes, channels * (layers + 1)) if num_classes else None
         self.rows_above = self.first.rows_above + sum(block.rows_above for block in self.blocks)
         """The logits of row i depend on the input rows i - rows_above .. i only."""
-        self.columns_around = self.rows_above
-        """... and those of column j on the input columns j - columns_around .. j + columns_around only (square
-        kernels reach as far sideways as up)."""
 
     def _class_biases(self, labels: torch.Tensor | None) -> list[torch.Tensor | float]:
         """Per layer: the labels' biases (N, channels, 1, 1), or 0 for an unconditional net."""
@@ -78,10 +75,12 @@ class PixelCNNNet(nn.Module):
 
     def logits_at(self, x: torch.Tensor, column: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``forward(x, labels)[:, :, -1, column]`` -> (N, classes), computing each layer only where the later ones
-        read: after a layer, its output is cut to the last ``r + 1`` rows and the columns ``column ± r``, r being
-        how far the remaining layers reach. The zero padding of the next layer at a cut edge then corrupts only the
-        margin the cut after it drops, so this is exact (5x fewer operations than whole rows of the crop)."""
+        read: the input and, after each layer, its output are cut to the last ``r + 1`` rows and the columns
+        ``column ± r``, r being how far the remaining layers reach (square kernels reach as far sideways as up).
+        The zero padding of the next layer at a cut edge then corrupts only the margin the cut after it drops, so
+        this is exact and several times faster than whole rows."""
         biases = self._class_biases(labels)
+        x, column = _keep_reach(x, column, self.rows_above)
         reach = self.rows_above - self.first.rows_above
         h, column = _keep_reach(self.first(x) + biases[0], column, reach)
         for block, bias in zip(self.blocks, biases[1:]):
@@ -106,11 +105,9 @@ def sample_autoregressive(net: PixelCNNNet, shape: tuple[int, int, int], encode:
                           generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Values (n, H, W) long drawn one at a time in raster order, each from ``net``'s softmax given those before.
 
-    ``shape``: (n, H, W); ``encode``: values (n, h, w) long -> the net's inputs (n, C, h, w). The logits of pixel
-    (i, j) are computed on the crop of rows ``i - net.rows_above .. i`` and columns ``j - net.columns_around ..
-    j + net.columns_around`` only (they depend on no others; zero padding at a cut edge corrupts only the columns
-    the net's reach away from it) through ``net.logits_at``, which is exact and several times faster than whole
-    rows. Each draw is a ``torch.multinomial`` from ``generator`` on the CPU.
+    ``shape``: (n, H, W); ``encode``: values (n, h, W) long -> the net's inputs (n, C, h, W). The logits of pixel
+    (i, j) are ``net.logits_at`` on the rows ``i - net.rows_above .. i`` (they depend on no others), which is
+    exact. Each draw is a ``torch.multinomial`` from ``generator`` on the CPU.
     """
     _, height, width = shape
     device = next(net.parameters()).device
@@ -118,8 +115,7 @@ def sample_autoregressive(net: PixelCNNNet, shape: tuple[int, int, int], encode:
     for i in range(height):
         top = max(0, i - net.rows_above)
         for j in range(width):
-            left, right = max(0, j - net.columns_around), min(width, j + net.columns_around + 1)
-            logits = net.logits_at(encode(values[:, top:i + 1, left:right]), j - left, labels)
+            logits = net.logits_at(encode(values[:, top:i + 1]), j, labels)
             draw = torch.multinomial(logits.float().softmax(1).cpu(), 1, generator=generator)
             values[:, i, j] = draw[:, 0].to(device)
     return values

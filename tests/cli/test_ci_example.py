@@ -28,7 +28,8 @@ def test_workflow_compare_command_runs_on_two_checkpoints(tmp_path):
     env = {**os.environ, "BASELINE": str(tmp_path / "baseline"), "CANDIDATE": str(tmp_path / "candidate"),
            "REF": str(reference), "NUM_SAMPLES": "24", "PYTHONPATH": str(REPO)}
     command = line.replace("genmetrics compare", f"{sys.executable} -m cli compare", 1)
-    proc = subprocess.run(["bash", "-c", command], check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(["bash", "-c", command], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "compare.md").read_text()
     assert report.startswith("### ✅ genmetrics compare: passed") and report == proc.stdout

@@ -57,7 +57,6 @@ def test_bits_per_dim_of_a_uniform_model_is_8():
         "bits_per_dim": pytest.approx(8.0, abs=1e-6)}
 
 
-
 def test_test_bits_per_dim_is_the_mean_nll_over_all_images_whatever_the_batch_size():
     model = build_model("pixelcnn", {**TINY["pixelcnn"], "conditional": True}, generator=seeded(0))
     values = torch.randint(256, (7, 28, 28), generator=seeded(2))
@@ -79,20 +78,23 @@ def test_training_lowers_the_bits_per_dim(digit_batch):
 
 
 def test_logits_of_a_pixel_need_only_the_rows_above_and_columns_around_it_that_the_net_reaches():
-    """The crop sample_autoregressive uses, and logits_at's cuts inside the net, give the full image's logits."""
+    """The rows sample_autoregressive passes, and logits_at's cuts of the input and inside the net, give the full
+    image's logits."""
     net = PixelCNNNet(1, 8, 5, 256, num_classes=10)
-    assert net.rows_above == net.columns_around == 3 + 5
+    assert net.rows_above == 3 + 5
     values = torch.randint(256, (2, 28, 28), generator=seeded(0))
     with torch.no_grad():
         full = net(pixels_to_input(values), labels := torch.tensor([3, 7]))
         for i in (0, 7, 8, 9, 20, 27):
             top = max(0, i - net.rows_above)
+            rows = pixels_to_input(values[:, top:i + 1])
+            torch.testing.assert_close(net(rows, labels)[:, :, -1], full[:, :, i])
             for j in (0, 5, 8, 9, 14, 19, 20, 27):
-                left, right = max(0, j - 8), min(28, j + 9)
-                crop = pixels_to_input(values[:, top:i + 1, left:right])
-                torch.testing.assert_close(net(crop, labels)[:, :, -1, j - left], full[:, :, i, j])
-                torch.testing.assert_close(net.logits_at(crop, j - left, labels), full[:, :, i, j])
-        # One column less on either side is not enough: the crop's zero padding reaches the pixel.
+                torch.testing.assert_close(net.logits_at(rows, j, labels), full[:, :, i, j])
+                left, right = max(0, j - 8), min(28, j + 9)  # columns j ± 8 suffice ...
+                crop = net(pixels_to_input(values[:, top:i + 1, left:right]), labels)
+                torch.testing.assert_close(crop[:, :, -1, j - left], full[:, :, i, j])
+        # ... and one column less on either side is not enough: the crop's zero padding reaches the pixel.
         for left, right in ((8, 24), (7, 23)):
             crop = net(pixels_to_input(values[:, 12:21, left:right]), labels)
             assert not torch.allclose(crop[:, :, -1, 15 - left], full[:, :, 20, 15])
@@ -103,7 +105,6 @@ class _CountingNet(nn.Module):
     start of a row: sampling must reproduce that sequence, which needs raster order and fed-back draws."""
 
     rows_above = 0
-    columns_around = 100  # the whole row
 
     def __init__(self) -> None:
         super().__init__()
