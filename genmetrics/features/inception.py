@@ -1,12 +1,14 @@
 """TF-Inception (2015-12-05) features: 2048-d pool3, and 1008 logits when the weights have them.
 
 The network is torch-fidelity's ``FeatureExtractorInceptionV3`` (a port of the TF graph), loaded with
-verified local weights; the TF1-compatible bilinear resize is torch-fidelity's too. Resizing happens per
+verified local weights and run by ``FusedInceptionTrunk``. The TF1-compatible bilinear resize computes
+torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x`` bit for bit, 2x faster. Resizing happens per
 image in ``preprocess`` (the resize is independent per image, so this equals torch-fidelity's batched
 resize), which lets DataLoader workers do it and lets images of different sizes share a batch.
 """
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 
@@ -14,21 +16,17 @@ import numpy as np
 import torch
 from PIL import Image
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
-from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from genmetrics.config import PRECISIONS, RESIZE_MODES, ExtractorSpec
 from genmetrics.errors import ConfigError, WeightsError
+from genmetrics.features.inception_fused import FusedInceptionTrunk
 from genmetrics.features.weights import WeightsFile, resolve_inception_weights
 
 INCEPTION_NAME = "inception-v3-tf"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
-# Layers of torch-fidelity's module from the input to pool3, in order.
-_TRUNK = (
-    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
-    "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-    "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool",
-)  # fmt: skip
+CPU_CHUNK = 8
+"""Images per trunk call on the CPU: 8 ran 12% faster than 32 on a 2-core AVX2 CPU (stem activations fit in cache)."""
 
 
 class TorchFidelityInceptionV3(FeatureExtractorInceptionV3):
@@ -100,16 +98,32 @@ def load_torch_fidelity_inception(weights: WeightsFile) -> tuple[TorchFidelityIn
     return net.eval(), has_logits
 
 
-def fold_batch_norm(net: torch.nn.Module) -> None:
-    """Fold every inference-mode batch norm into its conv (in place): w' = w * s, b' = beta - mean * s with
-    s = gamma / sqrt(var + eps). Same function, one op less; changes features by ~1e-5 (float rounding)."""
-    for unit in net.modules():
-        if isinstance(unit, BasicConv2d) and isinstance(unit.bn, torch.nn.BatchNorm2d):
-            bn = unit.bn
-            scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-            unit.conv.weight = torch.nn.Parameter(unit.conv.weight * scale[:, None, None, None], requires_grad=False)
-            unit.conv.bias = torch.nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
-            unit.bn = torch.nn.Identity()
+@functools.lru_cache(maxsize=32)
+def _tf1_grid(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TF1 bilinear sampling (align_corners=False) along one axis: (lower index, upper index, fraction), each
+    (out_size,), computed as torch-fidelity computes them."""
+    position = torch.arange(0, out_size, 1, dtype=torch.float32) * torch.tensor(in_size / out_size)
+    lower = position.long()
+    return lower, (lower + 1).clamp_max(in_size - 1), position - lower.float()
+
+
+def resize_tf1(image: torch.Tensor, size: int) -> torch.Tensor:
+    """TF1 ``resize_bilinear`` (align_corners=False), (C, H, W) float32 -> (C, size, size).
+
+    The arithmetic of torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x`` (method "slow"), in the same
+    order, so bit-identical (tested); it gathers rows once instead of four times. At H = W = size every
+    fraction is 0 and each output is its input exactly, so the image is returned as it is.
+    """
+    if image.shape[1] == image.shape[2] == size:
+        return image
+    y_low, y_high, dy = _tf1_grid(image.shape[1], size)
+    x_low, x_high, dx = _tf1_grid(image.shape[2], size)
+    rows_low, rows_high = image.index_select(1, y_low), image.index_select(1, y_high)
+    top_left, top_right = rows_low.index_select(2, x_low), rows_low.index_select(2, x_high)
+    bottom_left, bottom_right = rows_high.index_select(2, x_low), rows_high.index_select(2, x_high)
+    top = top_left + (top_right - top_left) * dx
+    bottom = bottom_left + (bottom_right - bottom_left) * dx
+    return top + (bottom - top) * dy[:, None]
 
 
 def resize_clean(image: np.ndarray, size: int) -> np.ndarray:
@@ -144,10 +158,13 @@ class InceptionExtractor:
             raise ConfigError("--precision fp16 needs a CUDA device (--device cuda); on a CPU use bf16")
         self.weights = resolve_inception_weights(weights, trust_weights=trust_weights)
         self.weights_path = str(self.weights.path)
+        emulated_bf16 = torch.device(device).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        if precision == "bf16" and emulated_bf16:
+            warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and runs "
+                          "several times slower than the default fp32 here", stacklevel=2)
         self.net, self.has_logits = load_torch_fidelity_inception(self.weights)
-        fold_batch_norm(self.net)
         self.dtype = getattr(torch, PRECISIONS[precision])
-        self.net.to(self.dtype).to(memory_format=torch.channels_last)
+        self.net.to(self.dtype)
         self.net.fc.float()  # logits are computed from fp32 features
         self.resize = resize
         self.spec = ExtractorSpec(
@@ -170,27 +187,27 @@ class InceptionExtractor:
     def to(self, device: torch.device | str) -> "InceptionExtractor":
         self.device = torch.device(device)
         self.net.to(self.device)
+        self.trunk = FusedInceptionTrunk(self.net)
         return self
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 -> (3, 299, 299) float32 in [0, 255]."""
         if self.resize == "clean":
             return torch.from_numpy(resize_clean(image, INPUT_SIZE)).permute(2, 0, 1).contiguous()
-        chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-        resized = interpolate_bilinear_2d_like_tensorflow1x(chw, size=(INPUT_SIZE, INPUT_SIZE), align_corners=False)
-        return resized[0]
+        chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32)
+        return resize_tf1(chw, INPUT_SIZE)
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """(N, 3, 299, 299) float in [0, 255] -> {"features": (N, 2048), "logits": (N, 1008)}, float32.
 
-        Channels-last memory layout with batch norm folded into the convs (see fold_batch_norm).
+        The trunk is ``FusedInceptionTrunk``; on the CPU it runs on chunks of ``CPU_CHUNK`` images, whose
+        activations stay in cache (faster than whole batches; each image's features do not depend on it).
         """
         x = ((batch.to(self.device, torch.float32) - 128) / 128).to(self.dtype)
         x = x.contiguous(memory_format=torch.channels_last)
-        for layer in _TRUNK:
-            x = getattr(self.net, layer)(x)
-        features = torch.flatten(x, 1).float()
+        chunk = CPU_CHUNK if self.device.type == "cpu" else len(x)
+        features = torch.cat([self.trunk(part) for part in x.split(max(chunk, 1))]).float()
         out = {"features": features}
         if self.has_logits:
             out["logits"] = features.mm(self.net.fc.weight.T)  # torch-fidelity's "logits_unbiased", used for IS

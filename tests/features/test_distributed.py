@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
                "-m", "cli", *args, "--no-progress"]
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
-           "HOME": str(Path.home())}
+           "HOME": str(Path.home()), "GENMETRICS_CACHE_DIR": os.environ["GENMETRICS_CACHE_DIR"]}  # the suite's cache
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600, env=env, check=False)
 
 

@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from genmetrics.errors import ConfigError, WeightsError
 from genmetrics.features.extract import extract_features
-from genmetrics.features.inception import InceptionExtractor, torch_fidelity_state_dict
+from genmetrics.features.inception import (
+    InceptionExtractor,
+    load_torch_fidelity_inception,
+    resize_tf1,
+    torch_fidelity_state_dict,
+)
+from genmetrics.features.inception_fused import FusedInceptionTrunk
 from genmetrics.io.images import open_source
 from tests.helpers import random_images
 
@@ -40,6 +47,24 @@ def test_mapping_matches_fid_helper_torchscript(inception):
     with torch.no_grad():
         original = script((torch.from_numpy(images).permute(0, 3, 1, 2).float() - 128) / 128)
     assert torch.allclose(ours, original, atol=1e-4)
+
+
+@pytest.mark.parametrize("height, width", [(28, 28), (32, 32), (64, 48), (17, 300), (299, 299), (512, 512)])
+def test_tf1_resize_is_torch_fidelity_bit_for_bit(height, width):
+    image = torch.from_numpy(random_images(1, size=max(height, width), seed=height)[0, :height, :width])
+    chw = image.permute(2, 0, 1).float()
+    theirs = interpolate_bilinear_2d_like_tensorflow1x(chw[None], size=(299, 299), align_corners=False)[0]
+    assert torch.equal(resize_tf1(chw, 299), theirs)
+
+
+def test_fused_trunk_general_path_matches_onednn_path(inception):
+    """The F.conv2d path (GPU, bf16/fp16), here in float64, gives the fp32 oneDNN path's features."""
+    net, _ = load_torch_fidelity_inception(inception.weights)
+    trunk = FusedInceptionTrunk(net.double())
+    images = torch.stack([inception.preprocess(image) for image in random_images(2, size=64, seed=9)])
+    with torch.inference_mode():
+        exact = trunk(((images.double() - 128) / 128).contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(inception.forward(images)["features"].double(), exact, rtol=0, atol=1e-4)
 
 
 def test_features_do_not_depend_on_batch_size(inception):
