@@ -163,9 +163,7 @@ class InceptionExtractor:
             warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and runs "
                           "several times slower than the default fp32 here", stacklevel=2)
         self.net, self.has_logits = load_torch_fidelity_inception(self.weights)
-        self.dtype = getattr(torch, PRECISIONS[precision])
-        self.net.to(self.dtype)
-        self.net.fc.float()  # logits are computed from fp32 features
+        self.dtype = getattr(torch, PRECISIONS[precision])  # the trunk's; the logits layer stays fp32
         self.resize = resize
         self.spec = ExtractorSpec(
             name=INCEPTION_NAME,
@@ -187,7 +185,7 @@ class InceptionExtractor:
     def to(self, device: torch.device | str) -> "InceptionExtractor":
         self.device = torch.device(device)
         self.net.to(self.device)
-        self.trunk = FusedInceptionTrunk(self.net)
+        self.trunk = FusedInceptionTrunk(self.net, self.dtype)
         return self
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:

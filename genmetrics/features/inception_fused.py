@@ -14,6 +14,7 @@ What changes against the module's own forward (each measured on a 2-core AVX2 CP
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -35,12 +36,14 @@ def fold_batch_norm(net: torch.nn.Module) -> None:
 
 class FusedConv:
     """Conv + bias (+ ReLU) of one or more batch-norm-folded units that share their input and geometry; their
-    output channels are stacked in the given order. fp32 on the CPU calls oneDNN's conv with ReLU fused."""
+    output channels are stacked in the given order, weights cast to ``dtype``. fp32 on the CPU calls oneDNN's
+    conv with ReLU fused."""
 
-    def __init__(self, *units: BasicConv2d, relu: bool = True) -> None:
+    def __init__(self, *units: BasicConv2d, relu: bool = True, dtype: torch.dtype = torch.float32) -> None:
         conv = units[0].conv
-        self.weight = torch.cat([unit.conv.weight for unit in units]).contiguous(memory_format=torch.channels_last)
-        self.bias = torch.cat([unit.conv.bias for unit in units])
+        weight = torch.cat([unit.conv.weight for unit in units]).to(dtype)
+        self.weight = weight.contiguous(memory_format=torch.channels_last)
+        self.bias = torch.cat([unit.conv.bias for unit in units]).to(dtype)
         self.padding, self.stride = list(conv.padding), list(conv.stride)
         self.out_channels = [unit.conv.out_channels for unit in units]
         self.relu = relu
@@ -71,19 +74,21 @@ def _avg_pool_branch(conv: FusedConv, x: torch.Tensor) -> torch.Tensor:
 
 
 class FusedInceptionTrunk:
-    """(N, 3, 299, 299) channels-last input in [-1, 1] -> (N, 2048) pool3 features, from ``net``'s weights."""
+    """(N, 3, 299, 299) channels-last input in [-1, 1] -> (N, 2048) pool3 features, from the weights of the fp32
+    ``net`` (its batch norm folded in fp32, then cast to ``dtype``), on ``net``'s device."""
 
-    def __init__(self, net: FeatureExtractorInceptionV3) -> None:
+    def __init__(self, net: FeatureExtractorInceptionV3, dtype: torch.dtype = torch.float32) -> None:
         fold_batch_norm(net)
-        self.stem = [FusedConv(net.Conv2d_1a_3x3), FusedConv(net.Conv2d_2a_3x3), FusedConv(net.Conv2d_2b_3x3)]
-        self.stem_2 = [FusedConv(net.Conv2d_3b_1x1), FusedConv(net.Conv2d_4a_3x3)]
+        conv = functools.partial(FusedConv, dtype=dtype)
+        self.stem = [conv(net.Conv2d_1a_3x3), conv(net.Conv2d_2a_3x3), conv(net.Conv2d_2b_3x3)]
+        self.stem_2 = [conv(net.Conv2d_3b_1x1), conv(net.Conv2d_4a_3x3)]
         self.blocks: list[Callable[[torch.Tensor], torch.Tensor]] = [
-            *(self._block_a(getattr(net, name)) for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d")),
-            self._block_b(net.Mixed_6a),
-            *(self._block_c(getattr(net, name)) for name in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e")),
-            self._block_d(net.Mixed_7a),
-            self._block_e(net.Mixed_7b, max_pool=False),
-            self._block_e(net.Mixed_7c, max_pool=True),
+            *(self._block_a(getattr(net, name), conv) for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d")),
+            self._block_b(net.Mixed_6a, conv),
+            *(self._block_c(getattr(net, name), conv) for name in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e")),
+            self._block_d(net.Mixed_7a, conv),
+            self._block_e(net.Mixed_7b, conv, max_pool=False),
+            self._block_e(net.Mixed_7c, conv, max_pool=True),
         ]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,11 +99,11 @@ class FusedInceptionTrunk:
         return x.mean((2, 3))
 
     @staticmethod
-    def _block_a(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        heads = FusedConv(m.branch1x1, m.branch5x5_1, m.branch3x3dbl_1)
-        pool = FusedConv(m.branch_pool, relu=False)
-        branch5x5 = [FusedConv(m.branch5x5_2)]
-        branch3x3dbl = [FusedConv(m.branch3x3dbl_2), FusedConv(m.branch3x3dbl_3)]
+    def _block_a(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
+        heads = conv(m.branch1x1, m.branch5x5_1, m.branch3x3dbl_1)
+        pool = conv(m.branch_pool, relu=False)
+        branch5x5 = [conv(m.branch5x5_2)]
+        branch3x3dbl = [conv(m.branch3x3dbl_2), conv(m.branch3x3dbl_3)]
 
         def block(x: torch.Tensor) -> torch.Tensor:
             branch1x1, to_5x5, to_3x3dbl = heads.split(x)
@@ -108,9 +113,9 @@ class FusedInceptionTrunk:
         return block
 
     @staticmethod
-    def _block_b(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        branch3x3 = FusedConv(m.branch3x3)
-        branch3x3dbl = [FusedConv(m.branch3x3dbl_1), FusedConv(m.branch3x3dbl_2), FusedConv(m.branch3x3dbl_3)]
+    def _block_b(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
+        branch3x3 = conv(m.branch3x3)
+        branch3x3dbl = [conv(m.branch3x3dbl_1), conv(m.branch3x3dbl_2), conv(m.branch3x3dbl_3)]
 
         def block(x: torch.Tensor) -> torch.Tensor:
             return torch.cat([branch3x3(x), _chain(branch3x3dbl, x), F.max_pool2d(x, 3, 2)], 1)
@@ -118,11 +123,11 @@ class FusedInceptionTrunk:
         return block
 
     @staticmethod
-    def _block_c(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        heads = FusedConv(m.branch1x1, m.branch7x7_1, m.branch7x7dbl_1)
-        pool = FusedConv(m.branch_pool, relu=False)
-        branch7x7 = [FusedConv(m.branch7x7_2), FusedConv(m.branch7x7_3)]
-        branch7x7dbl = [FusedConv(getattr(m, f"branch7x7dbl_{i}")) for i in range(2, 6)]
+    def _block_c(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
+        heads = conv(m.branch1x1, m.branch7x7_1, m.branch7x7dbl_1)
+        pool = conv(m.branch_pool, relu=False)
+        branch7x7 = [conv(m.branch7x7_2), conv(m.branch7x7_3)]
+        branch7x7dbl = [conv(getattr(m, f"branch7x7dbl_{i}")) for i in range(2, 6)]
 
         def block(x: torch.Tensor) -> torch.Tensor:
             branch1x1, to_7x7, to_7x7dbl = heads.split(x)
@@ -132,10 +137,10 @@ class FusedInceptionTrunk:
         return block
 
     @staticmethod
-    def _block_d(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        heads = FusedConv(m.branch3x3_1, m.branch7x7x3_1)
-        branch3x3 = [FusedConv(m.branch3x3_2)]
-        branch7x7x3 = [FusedConv(getattr(m, f"branch7x7x3_{i}")) for i in range(2, 5)]
+    def _block_d(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
+        heads = conv(m.branch3x3_1, m.branch7x7x3_1)
+        branch3x3 = [conv(m.branch3x3_2)]
+        branch7x7x3 = [conv(getattr(m, f"branch7x7x3_{i}")) for i in range(2, 5)]
 
         def block(x: torch.Tensor) -> torch.Tensor:
             to_3x3, to_7x7x3 = heads.split(x)
@@ -144,12 +149,13 @@ class FusedInceptionTrunk:
         return block
 
     @staticmethod
-    def _block_e(m: torch.nn.Module, *, max_pool: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-        heads = FusedConv(m.branch1x1, m.branch3x3_1, m.branch3x3dbl_1)
-        branch3x3_2a, branch3x3_2b = FusedConv(m.branch3x3_2a), FusedConv(m.branch3x3_2b)
-        branch3x3dbl_2 = FusedConv(m.branch3x3dbl_2)
-        branch3x3dbl_3a, branch3x3dbl_3b = FusedConv(m.branch3x3dbl_3a), FusedConv(m.branch3x3dbl_3b)
-        pool = FusedConv(m.branch_pool, relu=max_pool)
+    def _block_e(m: torch.nn.Module, conv: Callable[..., FusedConv], *, max_pool: bool
+                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+        heads = conv(m.branch1x1, m.branch3x3_1, m.branch3x3dbl_1)
+        branch3x3_2a, branch3x3_2b = conv(m.branch3x3_2a), conv(m.branch3x3_2b)
+        branch3x3dbl_2 = conv(m.branch3x3dbl_2)
+        branch3x3dbl_3a, branch3x3dbl_3b = conv(m.branch3x3dbl_3a), conv(m.branch3x3dbl_3b)
+        pool = conv(m.branch_pool, relu=max_pool)
 
         def block(x: torch.Tensor) -> torch.Tensor:
             branch1x1, to_3x3, to_3x3dbl = heads.split(x)

@@ -60,7 +60,7 @@ def test_tf1_resize_is_torch_fidelity_bit_for_bit(height, width):
 def test_fused_trunk_general_path_matches_onednn_path(inception):
     """The F.conv2d path (GPU, bf16/fp16), here in float64, gives the fp32 oneDNN path's features."""
     net, _ = load_torch_fidelity_inception(inception.weights)
-    trunk = FusedInceptionTrunk(net.double())
+    trunk = FusedInceptionTrunk(net, torch.float64)
     images = torch.stack([inception.preprocess(image) for image in random_images(2, size=64, seed=9)])
     with torch.inference_mode():
         exact = trunk(((images.double() - 128) / 128).contiguous(memory_format=torch.channels_last))
