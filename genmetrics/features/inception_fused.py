@@ -100,17 +100,9 @@ class FusedInceptionTrunk:
 
     @staticmethod
     def _block_a(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
-        heads = conv(m.branch1x1, m.branch5x5_1, m.branch3x3dbl_1)
-        pool = conv(m.branch_pool, relu=False)
-        branch5x5 = [conv(m.branch5x5_2)]
-        branch3x3dbl = [conv(m.branch3x3dbl_2), conv(m.branch3x3dbl_3)]
-
-        def block(x: torch.Tensor) -> torch.Tensor:
-            branch1x1, to_5x5, to_3x3dbl = heads.split(x)
-            return torch.cat([branch1x1, _chain(branch5x5, to_5x5), _chain(branch3x3dbl, to_3x3dbl),
-                              _avg_pool_branch(pool, x)], 1)
-
-        return block
+        """InceptionA (Mixed_5b-5d)."""
+        return FusedInceptionTrunk._avg_pool_block(conv, (m.branch1x1, m.branch5x5_1, m.branch3x3dbl_1),
+                                                   [m.branch5x5_2], [m.branch3x3dbl_2, m.branch3x3dbl_3], m.branch_pool)
 
     @staticmethod
     def _block_b(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -124,14 +116,23 @@ class FusedInceptionTrunk:
 
     @staticmethod
     def _block_c(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
-        heads = conv(m.branch1x1, m.branch7x7_1, m.branch7x7dbl_1)
-        pool = conv(m.branch_pool, relu=False)
-        branch7x7 = [conv(m.branch7x7_2), conv(m.branch7x7_3)]
-        branch7x7dbl = [conv(getattr(m, f"branch7x7dbl_{i}")) for i in range(2, 6)]
+        """InceptionC (Mixed_6b-6e)."""
+        return FusedInceptionTrunk._avg_pool_block(
+            conv, (m.branch1x1, m.branch7x7_1, m.branch7x7dbl_1), [m.branch7x7_2, m.branch7x7_3],
+            [getattr(m, f"branch7x7dbl_{i}") for i in range(2, 6)], m.branch_pool)
+
+    @staticmethod
+    def _avg_pool_block(conv: Callable[..., FusedConv], heads: tuple[BasicConv2d, BasicConv2d, BasicConv2d],
+                        first_chain: list[BasicConv2d], second_chain: list[BasicConv2d], pool_unit: BasicConv2d
+                        ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Blocks A and C: cat(1x1, chain after its 1x1 head, second chain after its 1x1 head, avg-pool + 1x1)."""
+        stacked_heads = conv(*heads)
+        pool = conv(pool_unit, relu=False)
+        first, second = [conv(unit) for unit in first_chain], [conv(unit) for unit in second_chain]
 
         def block(x: torch.Tensor) -> torch.Tensor:
-            branch1x1, to_7x7, to_7x7dbl = heads.split(x)
-            return torch.cat([branch1x1, _chain(branch7x7, to_7x7), _chain(branch7x7dbl, to_7x7dbl),
+            branch1x1, to_first, to_second = stacked_heads.split(x)
+            return torch.cat([branch1x1, _chain(first, to_first), _chain(second, to_second),
                               _avg_pool_branch(pool, x)], 1)
 
         return block
