@@ -21,7 +21,7 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from genmetrics.features.extract import extract_features
-from genmetrics.features.inception import InceptionExtractor, torch_fidelity_state_dict
+from genmetrics.features.inception import InceptionExtractor, native_cpu_bf16, torch_fidelity_state_dict
 from genmetrics.features.weights import WeightsFile
 from genmetrics.io.idx import fashion_mnist
 from genmetrics.io.images import open_source
@@ -71,7 +71,7 @@ def reduced_precisions(device: torch.device) -> list[str]:
     """The opt-in precisions worth timing on ``device``; prints why bf16 is skipped on a CPU that emulates it."""
     if device.type == "cuda":
         return ["bf16", "fp16"]
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if native_cpu_bf16():
         return ["bf16"]
     print("bf16: skipped, this CPU has no native bf16 (AVX-512 BF16 or AMX): oneDNN emulates it, several times "
           "slower than fp32 (1.3 vs 10 img/s measured on an AVX2 CPU), so --precision bf16 is no fast mode here")

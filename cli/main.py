@@ -1,13 +1,21 @@
-"""``genmetrics`` click group: GenMetricsError -> one line on stderr and exit code 2 (traceback with --debug)."""
+"""``genmetrics`` click group: GenMetricsError -> one line on stderr and exit code 2 (traceback with --debug);
+Python warnings -> one ``warning:`` line each."""
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from genmetrics._version import __version__
 from genmetrics.errors import GenMetricsError
 from genmetrics.io.images import printable
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Warnings as the CLI prints its own: ``warning: message``, without the source line."""
+    return f"warning: {printable(str(message))}\n"
 
 
 class _Group(click.Group):
@@ -28,6 +36,8 @@ class _Group(click.Group):
 def cli(ctx: click.Context, debug: bool) -> None:
     """Evaluate image generators offline: FID, KID, IS, precision/recall, density/coverage, CMMD, CLIPScore."""
     ctx.ensure_object(dict)["debug"] = debug
+    if not debug:
+        warnings.formatwarning = _one_line_warning
 
 
 def _register() -> None:

@@ -98,6 +98,11 @@ def load_torch_fidelity_inception(weights: WeightsFile) -> tuple[TorchFidelityIn
     return net.eval(), has_logits
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere oneDNN emulates it, slowly."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 @functools.lru_cache(maxsize=32)
 def _tf1_grid(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """TF1 bilinear sampling (align_corners=False) along one axis: (lower index, upper index, fraction), each
@@ -158,8 +163,7 @@ class InceptionExtractor:
             raise ConfigError("--precision fp16 needs a CUDA device (--device cuda); on a CPU use bf16")
         self.weights = resolve_inception_weights(weights, trust_weights=trust_weights)
         self.weights_path = str(self.weights.path)
-        emulated_bf16 = torch.device(device).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        if precision == "bf16" and emulated_bf16:
+        if precision == "bf16" and torch.device(device).type == "cpu" and not native_cpu_bf16():
             warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and runs "
                           "several times slower than the default fp32 here", stacklevel=2)
         self.net, self.has_logits = load_torch_fidelity_inception(self.weights)

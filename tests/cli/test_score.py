@@ -148,6 +148,20 @@ def test_console_script_prints_one_line_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_warnings_are_one_line(tmp_path):
+    """A library warning (here bf16 on a CPU taken to have no native bf16) prints as one `warning:` line."""
+    np.save(tmp_path / "two.npy", random_images(2, size=32, seed=4))
+    script = ("import genmetrics.features.inception as inception; inception.native_cpu_bf16 = lambda: False; "
+              "from cli.main import cli; cli()")
+    proc = subprocess.run([sys.executable, "-c", script, "stats", str(tmp_path / "two.npy"), "-o",
+                           str(tmp_path / "s.npz"), "--precision", "bf16", "--no-progress", "--no-cache"],
+                          capture_output=True, text=True, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "bf16" in line]
+    assert warning == ["warning: this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and "
+                       "runs several times slower than the default fp32 here"]
+
+
 def test_cli_and_genmetrics_come_from_this_repository():
     import cli as cli_package
 

@@ -97,6 +97,12 @@ def test_clean_resize_is_pil_bicubic_on_float_channels(inception):
     assert float(resized.min()) >= 0 and float(resized.max()) <= 255
 
 
+def test_bf16_warns_on_a_cpu_without_native_bf16(monkeypatch):
+    monkeypatch.setattr("genmetrics.features.inception.native_cpu_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16 .* emulated"):
+        InceptionExtractor(precision="bf16")
+
+
 def test_unknown_resize_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown resize mode 'nearest'"):
         InceptionExtractor(resize="nearest")
