@@ -26,7 +26,7 @@ INCEPTION_NAME = "inception-v3-tf"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 CPU_CHUNK = 8
-"""Images per trunk call on the CPU: 8 ran 12% faster than 32 on a 2-core AVX2 CPU (stem activations fit in cache)."""
+"""Images per trunk call on the CPU: 8 ran 12-16% faster than 32 on a 2-core AVX2 CPU (4-16 within noise of 8)."""
 
 
 class TorchFidelityInceptionV3(FeatureExtractorInceptionV3):
