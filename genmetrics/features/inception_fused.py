@@ -10,12 +10,15 @@ What changes against the module's own forward (each measured on a 2-core AVX2 CP
   weights sum to 1 (``count_include_pad=False``), so pool(conv(x) + b) = conv(pool(x)) + b, on 4-10x fewer
   channels. The max-pool branch of Mixed_7c (the TF graph's max instead of average) does not commute and
   keeps its order;
-- the nested concatenations of the E blocks become one, and pool3 averages the last block directly.
+- the nested concatenations of the E blocks become one, and pool3 averages the last block directly;
+- on the CPU (``run_on_cpu``), the batch runs as chunks of a few images, one chunk per core at a time, each
+  single-threaded: the chunk's activations stay in that core's cache and no op waits for the other cores.
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -166,3 +169,27 @@ class FusedInceptionTrunk:
                               branch3x3dbl_3b(mid_3x3dbl), branch_pool], 1)
 
         return block
+
+
+@functools.lru_cache(maxsize=4)
+def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
+    """``workers`` threads whose torch ops run single-threaded (intra-op threads are per calling thread)."""
+    return ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,),
+                              thread_name_prefix="genmetrics-inception")
+
+
+def run_on_cpu(trunk: FusedInceptionTrunk, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``trunk`` on a CPU batch (N, 3, 299, 299) -> (N, 2048), as chunks of ``chunk`` images spread over
+    ``torch.get_num_threads()`` single-threaded workers; in the calling thread when there are fewer chunks than
+    threads (e.g. one image), where its ops use all the threads. An image's features do not depend on which
+    (measured bit-identical on an AVX2 CPU; other CPUs may round differently, by ~1e-7)."""
+    chunks = x.split(chunk)
+    threads = torch.get_num_threads()
+    if threads < 2 or len(chunks) < threads:
+        return torch.cat([trunk(part) for part in chunks])
+
+    def single_threaded(part: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return trunk(part)
+
+    return torch.cat(list(_single_threaded_pool(threads).map(single_threaded, chunks)))

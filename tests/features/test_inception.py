@@ -15,7 +15,7 @@ from genmetrics.features.inception import (
     resize_tf1,
     torch_fidelity_state_dict,
 )
-from genmetrics.features.inception_fused import FusedInceptionTrunk
+from genmetrics.features.inception_fused import FusedInceptionTrunk, run_on_cpu
 from genmetrics.io.images import open_source
 from tests.helpers import random_images
 
@@ -65,6 +65,21 @@ def test_fused_trunk_general_path_matches_onednn_path(inception):
     with torch.inference_mode():
         exact = trunk(((images.double() - 128) / 128).contiguous(memory_format=torch.channels_last))
     assert torch.allclose(inception.forward(images)["features"].double(), exact, rtol=0, atol=1e-4)
+
+
+def test_parallel_chunks_give_the_features_of_one_call(inception):
+    """run_on_cpu's single-threaded workers (3 chunks on 2 of them) give the trunk's features for the whole batch
+    in one call on both threads."""
+    images = torch.stack([inception.preprocess(image) for image in random_images(9, size=32, seed=12)])
+    x = ((images - 128) / 128).contiguous(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            parallel, whole = run_on_cpu(inception.trunk, x, 4), inception.trunk(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(parallel, whole, rtol=0, atol=1e-6 * float(whole.abs().max()))
 
 
 def test_features_do_not_depend_on_batch_size(inception):
