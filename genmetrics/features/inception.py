@@ -168,8 +168,9 @@ class InceptionExtractor:
         if precision == "bf16" and torch.device(device).type == "cpu" and not native_cpu_bf16():
             warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and runs "
                           "several times slower than the default fp32 here", stacklevel=2)
-        self.net, self.has_logits = load_torch_fidelity_inception(self.weights)
-        self.dtype = getattr(torch, PRECISIONS[precision])  # the trunk's; the logits layer stays fp32
+        net, self.has_logits = load_torch_fidelity_inception(self.weights)
+        self.trunk = FusedInceptionTrunk(net, getattr(torch, PRECISIONS[precision]))
+        self.logits_weight = net.fc.weight.detach() if self.has_logits else None  # (1008, 2048), fp32
         self.resize = resize
         self.spec = ExtractorSpec(
             name=INCEPTION_NAME,
@@ -190,8 +191,9 @@ class InceptionExtractor:
 
     def to(self, device: torch.device | str) -> "InceptionExtractor":
         self.device = torch.device(device)
-        self.net.to(self.device)
-        self.trunk = FusedInceptionTrunk(self.net, self.dtype)
+        self.trunk.to(self.device)
+        if self.logits_weight is not None:
+            self.logits_weight = self.logits_weight.to(self.device)
         return self
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -208,11 +210,11 @@ class InceptionExtractor:
         The trunk is ``FusedInceptionTrunk``; on the CPU it runs on chunks of ``CPU_CHUNK`` images in parallel
         (``run_on_cpu``).
         """
-        x = ((batch.to(self.device, torch.float32) - 128) / 128).to(self.dtype)
+        x = ((batch.to(self.device, torch.float32) - 128) / 128).to(self.trunk.dtype)
         x = x.contiguous(memory_format=torch.channels_last)
         features = run_on_cpu(self.trunk, x, CPU_CHUNK) if self.device.type == "cpu" else self.trunk(x)
         features = features.float()
         out = {"features": features}
-        if self.has_logits:
-            out["logits"] = features.mm(self.net.fc.weight.T)  # torch-fidelity's "logits_unbiased", used for IS
+        if self.logits_weight is not None:
+            out["logits"] = features.mm(self.logits_weight.T)  # torch-fidelity's "logits_unbiased", used for IS
         return out

@@ -51,6 +51,10 @@ class FusedConv:
         self.out_channels = [unit.conv.out_channels for unit in units]
         self.relu = relu
 
+    def to(self, device: torch.device) -> None:
+        """Move the weights to ``device`` (in place)."""
+        self.weight, self.bias = self.weight.to(device), self.bias.to(device)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) channels-last -> (N, sum(out_channels), H', W') channels-last."""
         if x.device.type == "cpu" and x.dtype == torch.float32:
@@ -78,11 +82,17 @@ def _avg_pool_branch(conv: FusedConv, x: torch.Tensor) -> torch.Tensor:
 
 class FusedInceptionTrunk:
     """(N, 3, 299, 299) channels-last input in [-1, 1] -> (N, 2048) pool3 features, from the weights of the fp32
-    ``net`` (its batch norm folded in fp32, then cast to ``dtype``), on ``net``'s device."""
+    ``net`` (its batch norm folded in fp32, then cast to ``dtype``), on ``net``'s device until ``to``."""
 
     def __init__(self, net: FeatureExtractorInceptionV3, dtype: torch.dtype = torch.float32) -> None:
         fold_batch_norm(net)
-        conv = functools.partial(FusedConv, dtype=dtype)
+        self.dtype = dtype
+        self.convs: list[FusedConv] = []
+
+        def conv(*units: BasicConv2d, relu: bool = True) -> FusedConv:
+            self.convs.append(FusedConv(*units, relu=relu, dtype=dtype))
+            return self.convs[-1]
+
         self.stem = [conv(net.Conv2d_1a_3x3), conv(net.Conv2d_2a_3x3), conv(net.Conv2d_2b_3x3)]
         self.stem_2 = [conv(net.Conv2d_3b_1x1), conv(net.Conv2d_4a_3x3)]
         self.blocks: list[Callable[[torch.Tensor], torch.Tensor]] = [
@@ -93,6 +103,11 @@ class FusedInceptionTrunk:
             self._block_e(net.Mixed_7b, conv, max_pool=False),
             self._block_e(net.Mixed_7c, conv, max_pool=True),
         ]
+
+    def to(self, device: torch.device) -> "FusedInceptionTrunk":
+        for conv in self.convs:
+            conv.to(device)
+        return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(_chain(self.stem, x), 3, 2)
