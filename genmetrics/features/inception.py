@@ -168,9 +168,9 @@ class InceptionExtractor:
         if precision == "bf16" and torch.device(device).type == "cpu" and not native_cpu_bf16():
             warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and runs "
                           "several times slower than the default fp32 here", stacklevel=2)
-        net, self.has_logits = load_torch_fidelity_inception(self.weights)
+        net, has_logits = load_torch_fidelity_inception(self.weights)
         self.trunk = FusedInceptionTrunk(net, getattr(torch, PRECISIONS[precision]))
-        self.logits_weight = net.fc.weight.detach() if self.has_logits else None  # (1008, 2048), fp32
+        self.logits_weight = net.fc.weight.detach() if has_logits else None  # (1008, 2048), fp32
         self.resize = resize
         self.spec = ExtractorSpec(
             name=INCEPTION_NAME,
@@ -181,6 +181,10 @@ class InceptionExtractor:
             precision=PRECISIONS[precision],
         )
         self.to(device)
+
+    @property
+    def has_logits(self) -> bool:
+        return self.logits_weight is not None
 
     def __getstate__(self) -> dict:
         # DataLoader workers need only preprocess(): do not copy the network into them.

@@ -64,9 +64,10 @@ class FusedConv:
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
         return F.relu_(y) if self.relu else y
 
-    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The stacked units' outputs, each a dense channels-last tensor."""
-        return [part.contiguous(memory_format=torch.channels_last) for part in self(x).split(self.out_channels, 1)]
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The stacked units' outputs, as channel slices (views: a conv that reads one makes its own dense copy,
+        and a slice that goes straight into the block's concatenation is never copied twice)."""
+        return self(x).split(self.out_channels, 1)
 
 
 def _chain(convs: list[FusedConv], x: torch.Tensor) -> torch.Tensor:
