@@ -1,14 +1,14 @@
 """torch-fidelity's TF-Inception extractor vs ours, same weights, same images, one after the other.
 
     python benchmarks/extract_vs_torch_fidelity.py [--n 64] [--rounds 3] [--fid-n 2000] [--workers 0]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--emulated-bf16]
 
 Prints img/s of each, the ratio, the max abs feature difference, and the fp32 compute bound measured in the
 same run (2048^3 fp32 matmul GFLOP/s / 11.4 GFLOP per image; on the CPU only), each the median of rounds
 that interleave all of them. Then, for each reduced precision (bf16 on a CPU with native bf16, bf16 and fp16
 on CUDA), its img/s and the FID of --fid-n Fashion-MNIST test images vs as many training images next to the
 fp32 FID. A CPU without native bf16 (no AVX-512 BF16 / AMX) only emulates it, several times slower than fp32:
-the benchmark says so and skips it.
+the benchmark says so and skips it, unless --emulated-bf16.
 """
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from genmetrics.features.extract import extract_features
-from genmetrics.features.inception import InceptionExtractor, native_cpu_bf16, torch_fidelity_state_dict
+from genmetrics.features.inception import (
+    InceptionExtractor,
+    ieee_fp32_convs,
+    native_cpu_bf16,
+    torch_fidelity_state_dict,
+)
 from genmetrics.features.weights import WeightsFile
 from genmetrics.io.idx import fashion_mnist
 from genmetrics.io.images import open_source
@@ -41,10 +46,11 @@ def torch_fidelity_extractor(weights: WeightsFile) -> FeatureExtractorInceptionV
 
 def run_torch_fidelity(net: FeatureExtractorInceptionV3, images: np.ndarray, device: torch.device
                        ) -> tuple[np.ndarray, float]:
-    """(N, H, W, 3) uint8 -> (features (N, 2048), seconds), batches of BATCH as torch-fidelity feeds them."""
+    """(N, H, W, 3) uint8 -> (features (N, 2048), seconds), batches of BATCH as torch-fidelity feeds them; on a GPU
+    with full-fp32 convs like ours (cuDNN's default TF32 would make its features differ from its CPU's by ~1e-3)."""
     start = time.perf_counter()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), ieee_fp32_convs():
         for i in range(0, len(images), BATCH):
             batch = torch.from_numpy(images[i:i + BATCH]).permute(0, 3, 1, 2).contiguous().to(device)
             out.append(net(batch)[0].cpu().numpy())
@@ -67,14 +73,16 @@ def compute_bound(repeats: int = 4) -> float:
     return 2 * 2048**3 * repeats / (time.perf_counter() - start) / 1e9 / GFLOP_PER_IMAGE
 
 
-def reduced_precisions(device: torch.device) -> list[str]:
-    """The opt-in precisions worth timing on ``device``; prints why bf16 is skipped on a CPU that emulates it."""
+def reduced_precisions(device: torch.device, emulated_bf16: bool) -> list[str]:
+    """The opt-in precisions worth timing on ``device``; prints why bf16 is skipped on a CPU that emulates it,
+    unless ``emulated_bf16`` asks for its FID check anyway."""
     if device.type == "cuda":
         return ["bf16", "fp16"]
-    if native_cpu_bf16():
+    if native_cpu_bf16() or emulated_bf16:
         return ["bf16"]
     print("bf16: skipped, this CPU has no native bf16 (AVX-512 BF16 or AMX): oneDNN emulates it, several times "
-          "slower than fp32 (1.3 vs 10 img/s measured on an AVX2 CPU), so --precision bf16 is no fast mode here")
+          "slower than fp32 (1.6 vs 10 img/s measured on an AVX2 CPU), so --precision bf16 is no fast mode here; "
+          "--emulated-bf16 runs it anyway for its FID deviation (about 45 minutes on 2 cores)")
     return []
 
 
@@ -86,6 +94,8 @@ def main() -> None:
                         "(0: skip)")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--emulated-bf16", action="store_true", help="run bf16 on a CPU without native bf16 too "
+                        "(slow; for its FID deviation, which does not depend on the hardware beyond rounding)")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {device}, threads {torch.get_num_threads()}, batch {BATCH}, "
@@ -94,7 +104,7 @@ def main() -> None:
     ours = InceptionExtractor(device=device)
     theirs = torch_fidelity_extractor(ours.weights).to(device)
     fast = {precision: InceptionExtractor(precision=precision, device=device)
-            for precision in reduced_precisions(device)}
+            for precision in reduced_precisions(device, args.emulated_bf16)}
     test = fashion_mnist("test")
     for size in (299, 32):
         images = np.repeat(test[: args.n, :, :, None], 3, axis=3)

@@ -8,9 +8,11 @@ resize), which lets DataLoader workers do it and lets images of different sizes 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -103,6 +105,18 @@ def load_torch_fidelity_inception(weights: WeightsFile) -> tuple[TorchFidelityIn
 def native_cpu_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere oneDNN emulates it, slowly."""
     return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@contextlib.contextmanager
+def ieee_fp32_convs() -> Iterator[None]:
+    """cuDNN runs fp32 convs as TF32 by default on Ampere and newer GPUs (10-bit mantissa, ~1e-3 relative error);
+    within this context they run in full fp32, as on the CPU and in torch-fidelity's CPU reference."""
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = allowed
 
 
 @functools.lru_cache(maxsize=32)
@@ -212,12 +226,11 @@ class InceptionExtractor:
         """(N, 3, 299, 299) float in [0, 255] -> {"features": (N, 2048), "logits": (N, 1008)}, float32.
 
         The trunk is ``FusedInceptionTrunk``; on the CPU it runs on chunks of ``CPU_CHUNK`` images in parallel
-        (``run_on_cpu``).
+        (``run_on_cpu``), on a GPU with its fp32 convs in full fp32 (``ieee_fp32_convs``).
         """
-        x = ((batch.to(self.device, torch.float32) - 128) / 128).to(self.trunk.dtype)
-        x = x.contiguous(memory_format=torch.channels_last)
-        features = run_on_cpu(self.trunk, x, CPU_CHUNK) if self.device.type == "cpu" else self.trunk(x)
-        features = features.float()
+        x = ((batch.to(self.device, torch.float32) - 128) / 128).contiguous(memory_format=torch.channels_last)
+        with ieee_fp32_convs():
+            features = run_on_cpu(self.trunk, x, CPU_CHUNK) if self.device.type == "cpu" else self.trunk(x)
         out = {"features": features}
         if self.logits_weight is not None:
             out["logits"] = features.mm(self.logits_weight.T)  # torch-fidelity's "logits_unbiased", used for IS
