@@ -81,8 +81,8 @@ def reduced_precisions(device: torch.device, emulated_bf16: bool) -> list[str]:
     if native_cpu_bf16() or emulated_bf16:
         return ["bf16"]
     print("bf16: skipped, this CPU has no native bf16 (AVX-512 BF16 or AMX): oneDNN emulates it, several times "
-          "slower than fp32 (1.6 vs 10 img/s measured on an AVX2 CPU), so --precision bf16 is no fast mode here; "
-          "--emulated-bf16 runs it anyway for its FID deviation (about 45 minutes on 2 cores)")
+          "slower than fp32 (1.1-1.9 vs 10 img/s measured on an AVX2 CPU), so --precision bf16 is no fast mode "
+          "here; --emulated-bf16 runs it anyway for its FID deviation (about an hour on 2 cores)")
     return []
 
 
