@@ -82,31 +82,33 @@ def _avg_pool_branch(conv: FusedConv, x: torch.Tensor) -> torch.Tensor:
 
 
 class FusedInceptionTrunk:
-    """(N, 3, 299, 299) channels-last input in [-1, 1] of ``input_dtype`` (fp32, or ``dtype`` if wider) ->
-    (N, 2048) pool3 features of ``input_dtype``, from the weights of the fp32 ``net`` (its batch norm folded in
-    fp32, then cast to ``dtype``), on ``net``'s device until ``to``.
+    """(N, 3, 299, 299) channels-last float input in [-1, 1] -> (N, 2048) pool3 features (fp32, or ``dtype`` if
+    wider), from the weights of the fp32 ``net`` (its batch norm folded in fp32, then cast), on ``net``'s device
+    until ``to``.
 
-    With a reduced ``dtype`` (bf16, fp16), the stem (the five convs before Mixed_5b, 24% of the FLOPs) runs in
-    fp32 on the fp32 input, and pool3 averages in fp32. Rounding the resized input and the stem's activations to
-    bf16 caused most of the bf16 trunk's error: it lowered the FID of 2,000 Fashion-MNIST test vs 2,000 train
-    images by 1.04% with every conv in bf16, 0.79% with the first conv in fp32, 0.59% with the first three and
-    0.42% with the whole stem (bf16 rounding simulated on fp32 convs; oneDNN's bf16 convs then gave the same
-    0.42%: 12.3410 vs 12.3928).
+    The convs run in ``dtype``, except that with bf16 the stem (the five convs before Mixed_5b, 24% of the
+    FLOPs) runs in fp32 on the fp32 input; pool3 averages in fp32. Rounding the resized input and the stem's
+    activations to bf16's 8-bit mantissa caused most of its error: it lowered the FID of 2,000 Fashion-MNIST
+    test vs 2,000 train images by 1.04% with every conv in bf16, 0.79% with the first conv in fp32, 0.59% with
+    the first three and 0.42% with the whole stem (bf16 rounding simulated on fp32 convs; oneDNN's bf16 convs
+    then gave the same 0.42%: 12.3410 vs 12.3928). fp16 (11-bit mantissa) with every conv in fp16 moved it by
+    0.02% (simulated), so it keeps the stem in fp16.
     """
 
     def __init__(self, net: FeatureExtractorInceptionV3, dtype: torch.dtype = torch.float32) -> None:
         fold_batch_norm(net)
         self.dtype = dtype
-        self.input_dtype = torch.promote_types(dtype, torch.float32)
+        self.stem_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
+        self.output_dtype = torch.promote_types(dtype, torch.float32)
         self.convs: list[FusedConv] = []
 
         def conv(*units: BasicConv2d, relu: bool = True, dtype: torch.dtype = dtype) -> FusedConv:
             self.convs.append(FusedConv(*units, relu=relu, dtype=dtype))
             return self.convs[-1]
 
-        self.stem = [conv(unit, dtype=self.input_dtype) for unit in (net.Conv2d_1a_3x3, net.Conv2d_2a_3x3,
-                                                                      net.Conv2d_2b_3x3)]
-        self.stem_2 = [conv(unit, dtype=self.input_dtype) for unit in (net.Conv2d_3b_1x1, net.Conv2d_4a_3x3)]
+        self.stem = [conv(unit, dtype=self.stem_dtype) for unit in (net.Conv2d_1a_3x3, net.Conv2d_2a_3x3,
+                                                                     net.Conv2d_2b_3x3)]
+        self.stem_2 = [conv(unit, dtype=self.stem_dtype) for unit in (net.Conv2d_3b_1x1, net.Conv2d_4a_3x3)]
         self.blocks: list[Callable[[torch.Tensor], torch.Tensor]] = [
             *(self._block_a(getattr(net, name), conv) for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d")),
             self._block_b(net.Mixed_6a, conv),
@@ -122,11 +124,11 @@ class FusedInceptionTrunk:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(_chain(self.stem, x), 3, 2)
+        x = F.max_pool2d(_chain(self.stem, x.to(self.stem_dtype)), 3, 2)
         x = F.max_pool2d(_chain(self.stem_2, x), 3, 2).to(self.dtype)
         for block in self.blocks:
             x = block(x)
-        return x.mean((2, 3), dtype=self.input_dtype)
+        return x.mean((2, 3), dtype=self.output_dtype)
 
     @staticmethod
     def _block_a(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
