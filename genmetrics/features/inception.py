@@ -107,6 +107,11 @@ def native_cpu_bf16() -> bool:
     return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def trunk_input(batch: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 299, 299) in [0, 255] -> the trunk's input: float32 in [-1, 1], channels-last."""
+    return ((batch.to(torch.float32) - 128) / 128).contiguous(memory_format=torch.channels_last)
+
+
 @contextlib.contextmanager
 def ieee_fp32_convs() -> Iterator[None]:
     """cuDNN runs fp32 convs as TF32 by default on Ampere and newer GPUs (10-bit mantissa, ~1e-3 relative error);
@@ -228,7 +233,7 @@ class InceptionExtractor:
         The trunk is ``FusedInceptionTrunk``; on the CPU it runs on chunks of ``CPU_CHUNK`` images in parallel
         (``run_on_cpu``), on a GPU with its fp32 convs in full fp32 (``ieee_fp32_convs``).
         """
-        x = ((batch.to(self.device, torch.float32) - 128) / 128).contiguous(memory_format=torch.channels_last)
+        x = trunk_input(batch.to(self.device))
         with ieee_fp32_convs():
             features = run_on_cpu(self.trunk, x, CPU_CHUNK) if self.device.type == "cpu" else self.trunk(x)
         out = {"features": features}

@@ -16,6 +16,7 @@ from genmetrics.features.inception import (
     load_torch_fidelity_inception,
     resize_tf1,
     torch_fidelity_state_dict,
+    trunk_input,
 )
 from genmetrics.features.inception_fused import FusedInceptionTrunk, run_on_cpu
 from genmetrics.io.idx import fashion_mnist
@@ -66,7 +67,7 @@ def test_fused_trunk_general_path_matches_onednn_path(inception):
     trunk = FusedInceptionTrunk(net, torch.float64)
     images = torch.stack([inception.preprocess(image) for image in random_images(2, size=64, seed=9)])
     with torch.inference_mode():
-        exact = trunk(((images.double() - 128) / 128).contiguous(memory_format=torch.channels_last))
+        exact = trunk(trunk_input(images).double())
     assert torch.allclose(inception.forward(images)["features"].double(), exact, rtol=0, atol=1e-4)
 
 
@@ -74,7 +75,7 @@ def test_parallel_chunks_give_the_features_of_one_call(inception):
     """run_on_cpu's single-threaded workers (3 chunks on 2 of them) give the trunk's features for the whole batch
     in one call on both threads."""
     images = torch.stack([inception.preprocess(image) for image in random_images(9, size=32, seed=12)])
-    x = ((images - 128) / 128).contiguous(memory_format=torch.channels_last)
+    x = trunk_input(images)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -122,8 +123,7 @@ def test_bf16_keeps_the_stem_and_pool3_in_fp32(inception):
         warnings.simplefilter("ignore")  # bf16 is emulated on CPUs without it
         bf16 = InceptionExtractor(precision="bf16")
     assert stem_and_rest_dtypes(bf16.trunk) == (torch.float32, torch.bfloat16)
-    images = torch.stack([inception.preprocess(np.repeat(image[:, :, None], 3, axis=2))
-                          for image in fashion_mnist("test")[:4]])
+    images = fashion_mnist_batch(inception, 4)
     exact, fast = inception.forward(images)["features"], bf16.forward(images)["features"]
     assert fast.dtype == torch.float32
     assert float((fast - exact).norm() / exact.norm()) < 0.018
@@ -136,13 +136,18 @@ def test_fp16_keeps_the_stem_in_fp16(inception):
     net, _ = load_torch_fidelity_inception(inception.weights)
     fp16 = FusedInceptionTrunk(net, torch.float16)
     assert stem_and_rest_dtypes(fp16) == (torch.float16, torch.float16)
-    images = torch.stack([inception.preprocess(np.repeat(image[:, :, None], 3, axis=2))
-                          for image in fashion_mnist("test")[:2]])
+    images = fashion_mnist_batch(inception, 2)
     exact = inception.forward(images)["features"]
     with torch.inference_mode():
-        fast = fp16(((images - 128) / 128).contiguous(memory_format=torch.channels_last))
+        fast = fp16(trunk_input(images))
     assert fast.dtype == torch.float32
     assert float((fast - exact).norm() / exact.norm()) < 0.006
+
+
+def fashion_mnist_batch(inception: InceptionExtractor, n: int) -> torch.Tensor:
+    """The first ``n`` Fashion-MNIST test images as RGB, preprocessed: (n, 3, 299, 299)."""
+    return torch.stack([inception.preprocess(np.repeat(image[:, :, None], 3, axis=2))
+                        for image in fashion_mnist("test")[:n]])
 
 
 def stem_and_rest_dtypes(trunk: FusedInceptionTrunk) -> tuple[torch.dtype, torch.dtype]:
