@@ -21,9 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 import genmetrics
 from genmetrics.errors import ConfigError, GenMetricsError
-from models.checkpoint import read_checkpoint
-from models.data import REFERENCES, native
-from models.files import write_bytes
+from genmetrics_models.checkpoint import read_checkpoint
+from genmetrics_models.data import REFERENCES, native
+from genmetrics_models.files import write_bytes
 
 METRICS = ("precision", "recall", "fid")
 

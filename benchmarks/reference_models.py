@@ -33,11 +33,11 @@ from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import precision_recall
 from genmetrics.references import resolve_reference
-from models.base import Generator
-from models.checkpoint import export_weights, load_checkpoint, read_config
-from models.data import fashion_mnist as fashion_mnist_with_labels
-from models.files import write_bytes
-from models.train import SAMPLE_CHUNK, draw, sample_chunks
+from genmetrics_models.base import Generator
+from genmetrics_models.checkpoint import export_weights, load_checkpoint, read_config
+from genmetrics_models.data import fashion_mnist as fashion_mnist_with_labels
+from genmetrics_models.files import write_bytes
+from genmetrics_models.train import SAMPLE_CHUNK, draw, sample_chunks
 
 NUM_SAMPLES = 10_000
 SPEED_SAMPLES = 2_000
@@ -72,7 +72,7 @@ class Row:
 
 def sampling_speed(model: Generator, options: dict[str, Any], n: int = SPEED_SAMPLES,
                    seconds: float = SPEED_SECONDS) -> float:
-    """img/s of ``model`` with sampling ``options`` through ``models.train.sample_chunks``
+    """img/s of ``model`` with sampling ``options`` through ``genmetrics_models.train.sample_chunks``
     (chunks of 64, one thread), over ``n`` samples or the chunks that fit in ``seconds`` (at least one): every row
     measured the same way, one after the other in one process."""
     threads = torch.get_num_threads()

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 mkdir -p "$runs"
 now() { date +%s.%N; }
 start=$(now)
-python -m cli train "$model" --dataset fashion-mnist --steps "$steps" --out "$runs/$model" --eval-every "$every" \
+python -m genmetrics_cli train "$model" --dataset fashion-mnist --steps "$steps" --out "$runs/$model" --eval-every "$every" \
   --eval-samples 1000 --eval-extractor fashion-cnn --eval-metrics is,fid,kid,pr --seed 0 --no-progress "$@" \
   > "$runs/$model.train.log" 2>&1
 echo "{\"train_s\": $(echo "$(now) - $start" | bc)}" > "$runs/$model.train_time.json"

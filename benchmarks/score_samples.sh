@@ -9,14 +9,14 @@ set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 name=$1; checkpoint=$2; runs=$3; shift 3
 cd "$(dirname "$0")/.."
-python -m cli sample "$checkpoint" -n 10000 --seed 0 -o "$runs/$name.samples.npz" "$@"
+python -m genmetrics_cli sample "$checkpoint" -n 10000 --seed 0 -o "$runs/$name.samples.npz" "$@"
 for extractor in ${EXTRACTORS:-fashion-cnn inception}; do
   case $extractor in
     fashion-cnn) out=fcnn; metrics=is,fid,kid,pr ;;
     inception) out=incep; metrics=fid,kid,pr ;;
     *) echo "EXTRACTORS: fashion-cnn and/or inception, not $extractor" >&2; exit 2 ;;
   esac
-  python -m cli score "$runs/$name.samples.npz" fashion-mnist-test --extractor "$extractor" --metrics "$metrics" \
+  python -m genmetrics_cli score "$runs/$name.samples.npz" fashion-mnist-test --extractor "$extractor" --metrics "$metrics" \
     --json --no-progress > "$runs/$name.$out.json.tmp"
   mv "$runs/$name.$out.json.tmp" "$runs/$name.$out.json"
 done

@@ -1,4 +1,4 @@
-"""``python -m cli`` = the ``genmetrics`` command."""
-from cli.main import cli
+"""``python -m genmetrics_cli`` = the ``genmetrics`` command."""
+from genmetrics_cli.main import cli
 
 cli(prog_name="genmetrics")

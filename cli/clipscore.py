@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import caption_options, clip_options
+from genmetrics_cli.options import caption_options, clip_options
 from genmetrics.evaluate import clip_score
 from genmetrics.io.atomic import check_writable
 from genmetrics.report import to_json, to_table, write_per_sample

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cli.options import extraction_options
+from genmetrics_cli.options import extraction_options
 from genmetrics.compare import DEFAULT_BOOTSTRAP
 from genmetrics.compare import compare as compare_api
 from genmetrics.config import DEFAULT_METRICS
@@ -15,7 +15,7 @@ from genmetrics.errors import ConfigError
 from genmetrics.features.distributed import is_main_process
 from genmetrics.io.atomic import atomic_write, check_writable
 from genmetrics.report import COMPARISON_FORMATS
-from models.checkpoint import latest_checkpoint, read_checkpoint
+from genmetrics_models.checkpoint import latest_checkpoint, read_checkpoint
 
 
 @click.command()

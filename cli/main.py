@@ -41,12 +41,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from cli.cache import cache
-    from cli.clipscore import clipscore
-    from cli.compare import compare
-    from cli.models import sample, train
-    from cli.score import score
-    from cli.stats import stats
+    from genmetrics_cli.cache import cache
+    from genmetrics_cli.clipscore import clipscore
+    from genmetrics_cli.compare import compare
+    from genmetrics_cli.models import sample, train
+    from genmetrics_cli.score import score
+    from genmetrics_cli.stats import stats
 
     cli.add_command(clipscore)
     cli.add_command(score)

@@ -12,12 +12,12 @@ from genmetrics.evaluate import parse_metrics
 from genmetrics.features.registry import EXTRACTORS
 from genmetrics.io.images import printable
 from genmetrics.references import list_references
-from models.checkpoint import latest_checkpoint, read_checkpoint, read_config
-from models.data import REFERENCES, check_dataset
-from models.files import npy_bytes, npz_bytes, write_bytes, write_png_folder
-from models.registry import model_class
-from models.train import TrainOptions, draw
-from models.train import train as train_run
+from genmetrics_models.checkpoint import latest_checkpoint, read_checkpoint, read_config
+from genmetrics_models.data import REFERENCES, check_dataset
+from genmetrics_models.files import npy_bytes, npz_bytes, write_bytes, write_png_folder
+from genmetrics_models.registry import model_class
+from genmetrics_models.train import TrainOptions, draw
+from genmetrics_models.train import train as train_run
 
 
 def _parse_params(params: tuple[str, ...], **named: str | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import caption_options, extraction_options
+from genmetrics_cli.options import caption_options, extraction_options
 from genmetrics.config import DEFAULT_METRICS
 from genmetrics.errors import ConfigError
 from genmetrics.evaluate import parse_metrics

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import extraction_options
+from genmetrics_cli.options import extraction_options
 from genmetrics.errors import ConfigError
 from genmetrics.evaluate import compute_stats
 from genmetrics.features.distributed import is_main_process

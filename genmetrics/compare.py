@@ -40,7 +40,7 @@ from genmetrics.io.statsfile import Stats
 from genmetrics.metrics import bootstrap
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA
 from genmetrics.metrics.fid import fid_from_stats
-from genmetrics.metrics.inception_score import inception_score
+from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
 from genmetrics.metrics.kid import polynomial_kernel
 from genmetrics.metrics.precision_recall import manifold_incidence
 
@@ -236,6 +236,7 @@ def compare(
                                    "resampled": "generated features, with replacement; reference fixed"},
         "pr_k": pr_k if "pr" in wanted else None, "dc_k": dc_k if "dc" in wanted else None,
         "is_splits": is_splits if "is" in wanted else None,
+        "is_order": shuffle_provenance() if "is" in wanted else None,
         "cmmd": {"sigma": cmmd_sigma, "scale": DEFAULT_SCALE} if "cmmd" in wanted else None,
         "baseline": _side_provenance(sides["baseline"].stats), "candidate": _side_provenance(sides["candidate"].stats),
         "reference": None if ref_stats is None else _side_provenance(ref_stats),

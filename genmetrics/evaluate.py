@@ -26,7 +26,7 @@ from genmetrics.io.statsfile import Stats, check_compatible, check_output, load_
 from genmetrics.metrics.clip_score import DEFAULT_W, clip_score as clip_score_values, mean_std, ref_clip_score
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
 from genmetrics.metrics.fid import fid_from_stats
-from genmetrics.metrics.inception_score import inception_score
+from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import density_coverage, manifold_metrics, precision_recall
 from genmetrics.references import resolve_reference
@@ -379,6 +379,7 @@ class MetricOptions:
             "pr_k": self.pr_k if "pr" in wanted else None,
             "dc_k": self.dc_k if "dc" in wanted else None,
             "is_splits": self.is_splits if "is" in wanted else None,
+            "is_order": shuffle_provenance() if "is" in wanted else None,
             "cmmd": ({"sigma": self.cmmd_sigma, "scale": DEFAULT_SCALE, "estimator": "unbiased"}
                      if "cmmd" in wanted else None),
         }

@@ -15,13 +15,20 @@ def data_stats_dir() -> Path:
     return Path(os.environ.get(DATA_STATS_ENV) or Path(__file__).resolve().parent.parent / "data_stats")
 
 
-def list_references() -> list[dict]:
-    """The entries of ``index.json`` (name, file, source, n, extractor, weights_sha256, resize, sha256)."""
+def _shipped_index() -> Path:
+    """``data_stats/index.json``; StatsError saying how to get it where it is missing (a wheel does not carry the
+    187 MB of data_stats/)."""
     index = data_stats_dir() / "index.json"
     if not index.is_file():
-        raise StatsError(f"no shipped statistics: {str(index)!r} is missing (set {DATA_STATS_ENV} to the "
-                         "data_stats folder of a genmetrics checkout)")
-    return json.loads(index.read_text())["references"]
+        raise StatsError(f"no shipped statistics or demo: {str(index)!r} is missing (a wheel, `pip install .`, "
+                         "does not carry data_stats/); install from a source checkout with `pip install -e .`, or "
+                         f"set {DATA_STATS_ENV} to the data_stats folder of a genmetrics checkout")
+    return index
+
+
+def list_references() -> list[dict]:
+    """The entries of ``index.json`` (name, file, source, n, extractor, weights_sha256, resize, sha256)."""
+    return json.loads(_shipped_index().read_text())["references"]
 
 
 def resolve_reference(name: str, extractor: str | None = None) -> Path:
@@ -43,4 +50,4 @@ DEMO_GENERATED = "demo/fashion-mnist-test-300.npy"
 
 def demo_sources() -> tuple[Path, str]:
     """The embedded default of ``genmetrics score`` without arguments: (generated images, reference name)."""
-    return data_stats_dir() / DEMO_GENERATED, DEMO_REFERENCE
+    return _shipped_index().parent / DEMO_GENERATED, DEMO_REFERENCE

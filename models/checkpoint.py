@@ -29,9 +29,9 @@ import torch
 
 import genmetrics
 from genmetrics.errors import InputError
-from models.base import Generator
-from models.files import write_bytes
-from models.registry import build_model
+from genmetrics_models.base import Generator
+from genmetrics_models.files import write_bytes
+from genmetrics_models.registry import build_model
 
 FORMAT = "genmetrics-models/1"
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
@@ -164,7 +164,7 @@ def read_checkpoint(path: str | Path, device: str = "cpu", training: bool = Fals
         model.to(device)
         if training:
             if "rng.train" not in tensors:
-                raise InputError(f"{str(json_path)!r} is a weights-only checkpoint (models.checkpoint.export_weights): "
+                raise InputError(f"{str(json_path)!r} is a weights-only checkpoint (genmetrics_models.checkpoint.export_weights): "
                                  "it samples but cannot resume training; train in a new --out folder")
             for name, optimizer in model.optimizers.items():
                 optimizer.load_state_dict(_optimizer_state(config["optimizers"][name], tensors))

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genmetrics.errors import ConfigError
-from models.base import Generator
+from genmetrics_models.base import Generator
 
 
 class Schedule:

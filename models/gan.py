@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Generator
+from genmetrics_models.base import Generator
 
 
 class GeneratorNet(nn.Module):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Generator
+from genmetrics_models.base import Generator
 
 LEVELS = 256
 """Values of a pixel (uint8)."""
@@ -122,7 +122,7 @@ def sample_autoregressive(net: PixelCNNNet, shape: tuple[int, int, int], encode:
 
 
 def pixels_to_input(values: torch.Tensor) -> torch.Tensor:
-    """Pixel values (N, H, W) long in 0..255 -> images (N, 1, H, W) float in [-1, 1], as models.base.to_float."""
+    """Pixel values (N, H, W) long in 0..255 -> images (N, 1, H, W) float in [-1, 1], as genmetrics_models.base.to_float."""
     return values[:, None].float() / 127.5 - 1
 
 

@@ -7,12 +7,12 @@ from typing import Any
 import torch
 
 from genmetrics.errors import ConfigError
-from models.base import Generator
-from models.diffusion import DDPM
-from models.gan import CGAN, DCGAN, WGAN, WGANGP
-from models.pixelcnn import PixelCNN
-from models.vae import AE, VAE
-from models.vqvae import VQVAE
+from genmetrics_models.base import Generator
+from genmetrics_models.diffusion import DDPM
+from genmetrics_models.gan import CGAN, DCGAN, WGAN, WGANGP
+from genmetrics_models.pixelcnn import PixelCNN
+from genmetrics_models.vae import AE, VAE
+from genmetrics_models.vqvae import VQVAE
 
 MODELS: dict[str, type[Generator]] = {cls.name: cls for cls in (DCGAN, CGAN, WGAN, WGANGP, AE, VAE, PixelCNN, VQVAE,
                                                                 DDPM)}

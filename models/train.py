@@ -1,7 +1,7 @@
 """The training loop: deterministic batches, periodic evaluation through genmetrics' public API, resumable
 checkpoints, sample grids, and the loss/metric history with its plot, all in one output folder:
 
-    step-SSSSSSSS.safetensors / .json   the last checkpoint (models.checkpoint)
+    step-SSSSSSSS.safetensors / .json   the last checkpoint (genmetrics_models.checkpoint)
     samples-SSSSSSSS.png                a grid of samples at each evaluation and at the end
     history.json                        {"losses": [{"step", <loss>: mean since the previous row}],
                                          "metrics": [{"step", <metric>: value}]}
@@ -25,16 +25,16 @@ from tqdm import tqdm
 
 import genmetrics
 from genmetrics.errors import ConfigError, InputError
-from models.base import Generator, resolve_hparams, to_float
-from models.checkpoint import (
+from genmetrics_models.base import Generator, resolve_hparams, to_float
+from genmetrics_models.checkpoint import (
     Checkpoint,
     latest_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from models.data import REFERENCES, load_dataset, native
-from models.files import png_bytes, write_bytes
-from models.registry import build_model, model_class
+from genmetrics_models.data import REFERENCES, load_dataset, native
+from genmetrics_models.files import png_bytes, write_bytes
+from genmetrics_models.registry import build_model, model_class
 
 SAMPLE_CHUNK = 64
 """Samples are drawn in chunks of 64, chunk k from ``torch.Generator().manual_seed((seed * 1_000_003 + k) % 2**64)``:
@@ -214,14 +214,19 @@ def evaluate(model: Generator, dataset: str, evaluator: genmetrics.Evaluator, nu
     return evaluator.compute().metrics
 
 
+def _resolved_hparams(model_name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of ``model_name`` with ``hparams`` over its defaults; ConfigError for a bad one."""
+    cls = model_class(model_name)
+    return resolve_hparams(model_name, cls.defaults, cls.choices, hparams, cls.nonnegative)
+
+
 def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Mapping[str, Any],
             seed: int | None, device: str) -> Checkpoint:
     """The checkpoint ``latest`` with optimizers and RNG state; ConfigError if the run it belongs to differs in
     model, dataset, seed or an explicitly given hyper-parameter."""
     checkpoint = read_checkpoint(latest, device, training=True)
     config = checkpoint.config
-    cls = model_class(model_name)
-    wanted = resolve_hparams(model_name, cls.defaults, cls.choices, hparams, cls.nonnegative)
+    wanted = _resolved_hparams(model_name, hparams)
     differences = [f"model {config['model']!r}" if config["model"] != model_name else None,
                    f"dataset {config['dataset']!r}" if dataset_name not in (None, config["dataset"]) else None,
                    f"seed {config['seed']}" if seed not in (None, config["seed"]) else None]
@@ -269,6 +274,7 @@ def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: s
         history = History.load(out, until=step)
     else:
         seed = 0 if seed is None else seed
+        _resolved_hparams(model_name, hparams)  # a bad hyper-parameter is refused before the dataset is read
         data = load_dataset(dataset or "fashion-mnist")
         generator = torch.Generator().manual_seed(seed)
         model = build_model(model_name, hparams, num_classes=data.num_classes, generator=generator).to(options.device)

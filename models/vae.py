@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from models.base import Generator
+from genmetrics_models.base import Generator
 
 
 class Encoder(nn.Module):

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Generator
-from models.pixelcnn import PixelCNNNet, sample_autoregressive
+from genmetrics_models.base import Generator
+from genmetrics_models.pixelcnn import PixelCNNNet, sample_autoregressive
 
 GRID = 7
 """The latent grid is GRID x GRID (28 / 4)."""

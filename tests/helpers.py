@@ -1,6 +1,8 @@
 """Small deterministic test data and a tiny stand-in extractor."""
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,3 +85,17 @@ def with_zip_extract_version(data: bytes, version: int = 255) -> bytes:
         out[start + 6:start + 8] = version.to_bytes(2, "little")
         start = out.find(b"PK\x01\x02", start + 4)
     return bytes(out)
+
+
+FASHION_MNIST_SUBSET = Path(__file__).resolve().parent / "data" / "fashion-mnist-subset.npz"
+
+
+@functools.cache
+def fashion_mnist_subset(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The Fashion-MNIST images the suite reads without Debian's package: ``split`` 'test' (the first 2,000) or
+    'train' (the first 400) -> images (N, 28, 28) uint8 and labels (N,) uint8, read-only
+    (tests/data/make_fashion_mnist_subset.py)."""
+    with np.load(FASHION_MNIST_SUBSET) as saved:
+        images, labels = saved[f"{split}_images"], saved[f"{split}_labels"]
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels

@@ -7,7 +7,7 @@ import torch
 
 import genmetrics
 from genmetrics.errors import ConfigError, InputError
-from genmetrics.io.idx import fashion_mnist
+from tests.helpers import fashion_mnist_subset
 
 METRICS = "is,fid,kid,pr,dc"
 KWARGS = {"extractor": "fashion-cnn", "kid_subsets": 10, "kid_subset_size": 50, "seed": 3}
@@ -16,7 +16,7 @@ KWARGS = {"extractor": "fashion-cnn", "kid_subsets": 10, "kid_subset_size": 50, 
 @pytest.fixture(scope="module")
 def images() -> tuple[np.ndarray, np.ndarray]:
     """(generated, reference): 120 and 200 distinct Fashion-MNIST test images, (N, 28, 28, 1) uint8."""
-    test = fashion_mnist("test")[..., None]
+    test = fashion_mnist_subset("test")[0][..., None]
     return test[:120], test[1000:1200]
 
 

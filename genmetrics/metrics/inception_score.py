@@ -10,16 +10,28 @@ from genmetrics.errors import MetricError
 from genmetrics.stats import as_features
 
 
-def inception_score(logits: Any, splits: int = 10, *, shuffle: bool = False, seed: int = 2020) -> tuple[float, float]:
+SHUFFLE_SEED = 2020
+"""Seed of the permutation before the splits: torch-fidelity's default ``rng_seed``."""
+
+
+def shuffle_provenance(shuffle: bool = True, seed: int = SHUFFLE_SEED) -> dict[str, Any]:
+    """How :func:`inception_score` ordered the rows before splitting them, for a Result's provenance."""
+    order = f"numpy.random.RandomState({seed}).permutation(n)" if shuffle else "input order"
+    return {"shuffle": shuffle, "seed": seed if shuffle else None, "order": order}
+
+
+def inception_score(logits: Any, splits: int = 10, *, shuffle: bool = True,
+                    seed: int = SHUFFLE_SEED) -> tuple[float, float]:
     """IS (mean, std over splits) of unnormalised ``logits`` (n, num_classes).
 
     Per split (rows ``i*n//splits`` to ``(i+1)*n//splits``, as torch-fidelity), IS = exp(mean_x
     KL(p(y|x) || p(y))) with p(y) the split's mean of p(y|x); std is the population std (ddof=0).
-    Deterministic: rows are used in the given order unless ``shuffle=True``, which permutes them
-    with ``np.random.RandomState(seed).permutation(n)`` exactly like torch-fidelity's
-    ``isc_features_to_metric(logits, splits, shuffle=True, rng_seed=seed)``; ``seed`` is unused
-    otherwise. log p(y) is taken as a log-sum-exp of log p(y|x), so classes whose probability
-    underflows to 0 in a split contribute 0 instead of NaN.
+    By default the rows are first permuted with ``np.random.RandomState(seed).permutation(n)``, seed 2020,
+    exactly like torch-fidelity's default ``isc_features_to_metric(logits, splits, shuffle=True,
+    rng_seed=2020)``, so samples written class by class do not give class-pure splits (which would collapse
+    the score); the result is deterministic either way. ``shuffle=False`` splits in the given order (``seed``
+    unused). log p(y) is taken as a log-sum-exp of log p(y|x), so classes whose probability underflows to 0
+    in a split contribute 0 instead of NaN.
     """
     x = as_features(logits, "logits")
     n = len(x)

@@ -1,9 +1,12 @@
 """k-NN manifold metrics: precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020).
 
 Definitions. The ball of a sample has squared radius = squared distance to its k-th nearest other sample
-of its own set (torch-fidelity's ``kthvalue(k + 1)`` over a row holding the zero self-distance); a point is
-inside a ball when its squared distance is ``<=`` that radius, as in torch-fidelity's ``metric_prc.py``
-(where features_1 = generated, features_2 = real). Every squared distance is the canonical fp64 value
+of its own set (torch-fidelity's ``kthvalue(k + 1)`` over a row holding the zero self-distance). For precision
+and recall a point is inside a ball when its squared distance is ``<=`` that radius, as in torch-fidelity's
+``metric_prc.py`` (where features_1 = generated, features_2 = real); for density and coverage when it is
+``<`` the radius, as in Naeem et al.'s reference code (``prdc.compute_prdc``), so a point on a ball's boundary
+counts for precision but not for density: two identical sets of distinct points have density 1, and samples
+with k or more exact duplicates have radius 0 and hold no point for density/coverage. Every squared distance is the canonical fp64 value
 D(x, y) = sum_t (x_t - y_t)^2 evaluated from the input values (float32 input widens exactly): fp64
 differences, squares and numpy's pairwise sum. Every radius and decision equals the one a brute-force
 evaluation of D on all pairs gives, whatever ``block_size``.
@@ -18,7 +21,9 @@ decided from the tile; the few inside it (border pairs) are recomputed exactly i
 keeps its ``k + _MARGIN`` smallest h with their indices; when no dropped sample can come within the k-th
 smallest upper bound, the kept candidates whose lower bound reaches it hold every neighbour inside the
 radius, and the k-th smallest of their exact D is the radius; where that check fails (clusters within
-the bound), k exact zeros among the kept (duplicates) give radius 0 and other rows are rescanned. Each
+the bound), k exact zeros among the kept (duplicates) give radius 0 and other rows are rescanned. Exact
+distances of many pairs at once are computed once per distinct pair of row contents, so duplicated samples
+(ties) cost no more than distinct ones. Each
 within-set pair is computed once (symmetric tiles, diagonal ones halved) and one pass over the cross
 tiles serves precision, recall, density and coverage (``manifold_metrics`` shares it between them).
 
@@ -28,6 +33,7 @@ the same fraction rounded to float32.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +50,7 @@ _CHUNK = 1024  # rows per preparation chunk and pairs per exact recomputation ba
 _MIN_DIAGONAL = 256  # diagonal within-set tiles are halved down to this size
 _RESCAN_ROWS = 256  # rows rescanned together (their candidates are held at once)
 _MAX_BORDER = 1 << 20  # border pairs held before they are resolved
+_DEDUP_PAIRS = 1 << 16  # exact distances of at least this many pairs are computed once per distinct row pair
 _FLOAT32_MAX_NORM_SQ = 2.0 ** 100  # larger features are tiled in fp64, so that float32 cannot overflow
 _MAX_ABS = 2.0 ** 500  # larger feature values would overflow the fp64 squared distances
 
@@ -110,6 +117,14 @@ class _Tiles:
     def __len__(self) -> int:
         return len(self.exact)
 
+    @functools.cached_property
+    def groups(self) -> np.ndarray:
+        """(n,) int64: equal ids for rows with the same bytes (duplicated samples), from 0 to the number of
+        distinct rows - 1."""
+        rows = np.ascontiguousarray(self.exact)
+        as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+        return np.unique(as_bytes, return_inverse=True)[1].astype(np.int64).ravel()
+
 
 class _Workspace:
     """Buffers reused by every tile of a pass: allocating tiles of this size anew fragments the heap and
@@ -143,15 +158,17 @@ class _Workspace:
 
 
 class _BallTest:
-    """Membership of the ``others`` samples in the k-NN balls of the ``owners`` samples, tile by tile.
+    """Membership of the ``others`` samples in the k-NN balls of the ``owners`` samples, tile by tile: inside
+    when D <= radius^2, or D < radius^2 if ``strict`` (density/coverage).
 
     Pairs farther than the error bound from a ball's boundary are decided from the tile; the rest are kept
     as border pairs and decided on exact distances by ``resolve``.
     """
 
     def __init__(self, owners: _Tiles, others: _Tiles, k: int, radii_sq: np.ndarray, bound: _ErrorBound,
-                 record: bool = False) -> None:
+                 strict: bool, record: bool = False) -> None:
         self.owners, self.others, self.k, self.radii_sq, self.bound = owners, others, k, radii_sq, bound
+        self.inside_radius = np.less if strict else np.less_equal
         self.owner_hit = np.zeros(len(owners), dtype=bool)  # the ball holds at least one other sample
         self.other_hit = np.zeros(len(others), dtype=bool)  # the sample is inside at least one ball
         self.inside = 0  # (owner, other) pairs with the other sample inside the owner's ball
@@ -165,8 +182,12 @@ class _BallTest:
         half_r = self.radii_sq[owners] / 2
         err = self.bound.half(self.owners.norm_sq[owners], self.others.norm_sq[others].max())
         err += half_r * 2.0 ** -50  # the fp64 rounding of half_r -/+ err
-        o, x = _hits(h, _outward(half_r + err, h.dtype, up=True), owner_axis, work.mask(h.shape))
-        sure = h[(o, x) if owner_axis == 0 else (x, o)] <= _outward(half_r - err, h.dtype, up=False)[o]
+        limit = _outward(half_r + err, h.dtype, up=True)
+        if self.inside_radius is np.less:
+            limit[half_r == 0] = -np.inf  # no distance is < 0: a strict ball of radius 0 holds nothing
+        o, x = _hits(h, limit, owner_axis, work.mask(h.shape))
+        # D / 2 <= h + err, so h below (or, not strict, at) half_r - err rounded down puts D inside the radius.
+        sure = self.inside_radius(h[(o, x) if owner_axis == 0 else (x, o)], _outward(half_r - err, h.dtype, up=False)[o])
         o, x = o + owners.start, x + others.start
         self._mark(o[sure], x[sure])
         self._border.append((o[~sure], x[~sure]))
@@ -180,7 +201,7 @@ class _BallTest:
             return
         o = np.concatenate([pair[0] for pair in self._border])
         x = np.concatenate([pair[1] for pair in self._border])
-        inside = _exact_sq_dist(self.owners.exact, self.others.exact, o, x) <= self.radii_sq[o]
+        inside = self.inside_radius(_exact_sq_dist(self.owners, self.others, o, x), self.radii_sq[o])
         self._mark(o[inside], x[inside])
         self._border, self._pending = [], 0
 
@@ -231,10 +252,12 @@ def _diagonal_tiles(block: slice) -> Iterator[tuple[slice, slice]]:
     yield first, second
 
 
-def _hits(h: np.ndarray, limits: np.ndarray, owner_axis: int, scratch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(owner, other) indices of the entries of tile ``h`` (rows, cols) that are <= their owner's limit, the
-    owners lying along ``owner_axis`` (0: rows, 1: columns); ``scratch``: a boolean array shaped like h."""
-    flat = np.flatnonzero(np.less_equal(h, limits[:, None] if owner_axis == 0 else limits[None, :], out=scratch))
+def _hits(h: np.ndarray, limits: np.ndarray, owner_axis: int, scratch: np.ndarray,
+          compare: np.ufunc = np.less_equal) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, other) indices of the entries of tile ``h`` (rows, cols) that are <= their owner's limit (or
+    ``compare`` to it), the owners lying along ``owner_axis`` (0: rows, 1: columns); ``scratch``: a boolean
+    array shaped like h."""
+    flat = np.flatnonzero(compare(h, limits[:, None] if owner_axis == 0 else limits[None, :], out=scratch))
     rows, cols = np.divmod(flat, h.shape[1])
     return (rows, cols) if owner_axis == 0 else (cols, rows)
 
@@ -247,14 +270,22 @@ def _outward(values: np.ndarray, dtype: np.dtype, up: bool) -> np.ndarray:
     return out
 
 
-def _exact_sq_dist(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Canonical squared distances (p,) between x[rows] and y[cols] (x (n, d), y (m, d)): sum of squared fp64 differences."""
+def _exact_sq_dist(x: _Tiles, y: _Tiles, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Canonical squared distances (p,) between x.exact[rows] and y.exact[cols]: sums of squared fp64 differences.
+
+    From _DEDUP_PAIRS pairs on, each distinct pair of row contents is computed once and shared by its copies
+    (all-equal or duplicated samples would otherwise cost p * d each)."""
+    inverse = None
+    if len(rows) >= _DEDUP_PAIRS:
+        keys = x.groups[rows] * (int(y.groups.max()) + 1) + y.groups[cols]
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        rows, cols = rows[first], cols[first]
     out = np.empty(len(rows))
     for part in _blocks(len(rows), _CHUNK):
-        diff = np.subtract(x[rows[part]], y[cols[part]], dtype=np.float64)
+        diff = np.subtract(x.exact[rows[part]], y.exact[cols[part]], dtype=np.float64)
         np.square(diff, out=diff)
         diff.sum(axis=1, out=out[part])
-    return out
+    return out if inverse is None else out[inverse.ravel()]
 
 
 def _checked(feats_ref: Any, feats_gen: Any, ref_ks: list[int], gen_k: int | None, block_size: int
@@ -298,10 +329,14 @@ def _offer(kept_h: np.ndarray, kept_j: np.ndarray, h: np.ndarray, owner_axis: in
     """
     keep = kept_h.shape[1]
     worst = kept_h.max(axis=1)
+    # Entries equal to a full row's largest kept value need not enter (ties would all enter otherwise): every
+    # dropped entry stays >= the largest kept one, which only falls.
+    compare = np.less
     if np.isinf(worst).all() and h.shape[1 - owner_axis] >= keep:
         # The owners' first tile (a small diagonal one): its keep-th smallest bounds theirs.
         worst = np.partition(h if owner_axis == 0 else h.T, keep - 1, axis=1)[:, keep - 1]
-    owner, other = _hits(h, worst, owner_axis, scratch)
+        compare = np.less_equal
+    owner, other = _hits(h, worst, owner_axis, scratch, compare)
     if len(owner) == 0:
         return
     order = np.argsort(owner.astype(np.min_scalar_type(len(kept_h))), kind="stable")  # a radix sort, mostly
@@ -367,7 +402,7 @@ def _radii_from_candidates(tiles: _Tiles, ks: list[int], kept_h: np.ndarray, kep
                      else np.full(n, np.inf))
     complete = limit < dropped_lower
     rows, slots = np.nonzero(np.logical_or.reduce(list(ambiguous.values())) | ~complete[:, None])
-    dist = _exact_sq_dist(tiles.exact, tiles.exact, rows, kept_j[rows, slots])
+    dist = _exact_sq_dist(tiles, tiles, rows, kept_j[rows, slots])
     zeros = np.bincount(rows[dist == 0], minlength=n)
     rescan = np.flatnonzero(~complete & (zeros < max(ks)))
     rescanned = _rescan(tiles, rescan, limit[rescan], ks, bound, block_size, work)
@@ -398,7 +433,7 @@ def _rescan(tiles: _Tiles, rows: np.ndarray, limit: np.ndarray, ks: list[int], b
             found_rows.append(r[r != c])
             found_cols.append(c[r != c])
         r, c = np.concatenate(found_rows), np.concatenate(found_cols)
-        dist = _exact_sq_dist(tiles.exact, tiles.exact, r, c)
+        dist = _exact_sq_dist(tiles, tiles, r, c)
         for k in ks:
             radii[k][part] = _kth_smallest_per_row(r, dist, np.full(len(owners), k), owners)
     return radii
@@ -412,20 +447,25 @@ def _kth_smallest_per_row(rows: np.ndarray, values: np.ndarray, kth: np.ndarray,
     return values[order][starts + kth - 1]
 
 
-def _ball_tests(feats_ref: Any, feats_gen: Any, ref_ks: list[int], gen_k: int | None, block_size: int,
-                record: bool = False) -> tuple[dict[int, _BallTest], _BallTest | None]:
-    """Resolved membership tests: {k: generated samples in reference k-NN balls}, reference samples in generated
-    ``gen_k``-NN balls (None without ``gen_k``). Radii are computed once per set for all its k; ``record`` keeps
-    every inside pair."""
+PR, DC = False, True  # strictness of the ball tests of precision/recall (<=) and density/coverage (<)
+
+
+def _ball_tests(feats_ref: Any, feats_gen: Any, ref_balls: list[tuple[int, bool]], gen_k: int | None,
+                block_size: int, record: bool = False) -> tuple[dict[tuple[int, bool], _BallTest], _BallTest | None]:
+    """Resolved membership tests: {(k, strict): generated samples in reference k-NN balls} for each of
+    ``ref_balls``, reference samples in generated ``gen_k``-NN balls (precision/recall's ``<=``; None without
+    ``gen_k``). Radii are computed once per set for all its k; ``record`` keeps every inside pair."""
+    ref_ks = sorted({k for k, _ in ref_balls})
     ref, gen = _checked(feats_ref, feats_gen, ref_ks, gen_k, block_size)
     tiles_ref, tiles_gen, bound = _prepare(ref, gen)
     work = _Workspace(min(block_size, max(len(ref), len(gen))), tiles_ref.left.shape[1], tiles_ref.left.dtype)
-    in_ref = {k: _BallTest(tiles_ref, tiles_gen, k, radii, bound, record)
-              for k, radii in _knn_radii_sq(tiles_ref, ref_ks, bound, block_size, work).items()}
+    radii = _knn_radii_sq(tiles_ref, ref_ks, bound, block_size, work)
+    in_ref = {(k, strict): _BallTest(tiles_ref, tiles_gen, k, radii[k], bound, strict, record)
+              for k, strict in ref_balls}
     in_gen = None
     if gen_k is not None:
-        radii = _knn_radii_sq(tiles_gen, [gen_k], bound, block_size, work)[gen_k]
-        in_gen = _BallTest(tiles_gen, tiles_ref, gen_k, radii, bound, record)
+        gen_radii = _knn_radii_sq(tiles_gen, [gen_k], bound, block_size, work)[gen_k]
+        in_gen = _BallTest(tiles_gen, tiles_ref, gen_k, gen_radii, bound, PR, record)
     for cols in _blocks(len(gen), block_size):
         right = work.right(tiles_gen, cols)
         for rows in _blocks(len(ref), block_size):
@@ -448,28 +488,30 @@ def precision_recall(feats_ref: Any, feats_gen: Any, k: int = 3, *,
     torch-fidelity's ``prc_features_to_metric(feats_gen, feats_ref, prc_neighborhood=k)`` up to
     its float32 rounding of the fractions (and of distances within float32 rounding of a boundary).
     """
-    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, [k], k, block_size)
-    return float(in_ref[k].other_hit.mean()), float(in_gen.other_hit.mean())
+    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, [(k, PR)], k, block_size)
+    return float(in_ref[k, PR].other_hit.mean()), float(in_gen.other_hit.mean())
 
 
 def density_coverage(feats_ref: Any, feats_gen: Any, k: int = 5, *,
                      block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[float, float]:
     """Density and coverage (Naeem et al. 2020) of ``feats_gen`` Y (m, d) vs ``feats_ref`` X (n, d).
 
-    density = 1/(k m) sum_j sum_i 1[Y_j in B(X_i, NND_k(X_i))] (can exceed 1);
-    coverage = 1/n sum_i 1[exists j: Y_j in B(X_i, NND_k(X_i))]. X needs more than k samples.
+    density = 1/(k m) sum_j sum_i 1[|Y_j - X_i| < NND_k(X_i)] (can exceed 1);
+    coverage = 1/n sum_i 1[exists j: |Y_j - X_i| < NND_k(X_i)]. X needs more than k samples. The strict ``<``
+    of the authors' ``prdc.compute_prdc``: equal to it, ties included.
     """
-    in_ref, _ = _ball_tests(feats_ref, feats_gen, [k], None, block_size)
-    return in_ref[k].density, float(in_ref[k].owner_hit.mean())
+    in_ref, _ = _ball_tests(feats_ref, feats_gen, [(k, DC)], None, block_size)
+    return in_ref[k, DC].density, float(in_ref[k, DC].owner_hit.mean())
 
 
 def manifold_metrics(feats_ref: Any, feats_gen: Any, *, k_pr: int = 3, k_dc: int = 5,
                      block_size: int = DEFAULT_BLOCK_SIZE) -> ManifoldMetrics:
     """``precision_recall(k=k_pr)`` and ``density_coverage(k=k_dc)`` of ``feats_gen`` (m, d) vs ``feats_ref``
     (n, d) from shared passes: reference radii for both k in one pass, one pass over the cross pairs."""
-    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, sorted({k_pr, k_dc}), k_pr, block_size)
-    return ManifoldMetrics(precision=float(in_ref[k_pr].other_hit.mean()), recall=float(in_gen.other_hit.mean()),
-                           density=in_ref[k_dc].density, coverage=float(in_ref[k_dc].owner_hit.mean()))
+    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, [(k_pr, PR), (k_dc, DC)], k_pr, block_size)
+    dc = in_ref[k_dc, DC]
+    return ManifoldMetrics(precision=float(in_ref[k_pr, PR].other_hit.mean()), recall=float(in_gen.other_hit.mean()),
+                           density=dc.density, coverage=float(dc.owner_hit.mean()))
 
 
 @dataclass(frozen=True)
@@ -506,7 +548,7 @@ def manifold_incidence(feats_ref: Any, feats_gen: Any, *, k_pr: int = 3, k_dc: i
 
     Memory grows with the number of inside pairs (about k_dc m + k_pr n for similar sets; up to n m when one
     set's balls swallow the other)."""
-    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, sorted({k_pr, k_dc}), k_pr, block_size, record=True)
+    in_ref, in_gen = _ball_tests(feats_ref, feats_gen, [(k_pr, PR), (k_dc, DC)], k_pr, block_size, record=True)
     return ManifoldIncidence(n_ref=len(in_gen.other_hit), n_gen=len(in_gen.owner_hit), k_pr=k_pr, k_dc=k_dc,
-                             gen_in_ref=in_ref[k_pr].other_hit.copy(), ref_balls=in_ref[k_dc].recorded_pairs(),
+                             gen_in_ref=in_ref[k_pr, PR].other_hit.copy(), ref_balls=in_ref[k_dc, DC].recorded_pairs(),
                              gen_balls=in_gen.recorded_pairs())

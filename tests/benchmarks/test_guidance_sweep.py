@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import save_checkpoint
-from models.registry import build_model
+from genmetrics_models.checkpoint import save_checkpoint
+from genmetrics_models.registry import build_model
 from tests.models.conftest import TINY, seeded
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "guidance_sweep.py"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import save_checkpoint
-from models.registry import build_model
+from genmetrics_models.checkpoint import save_checkpoint
+from genmetrics_models.registry import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "examples" / "ci" / "genmetrics-compare.yml"
@@ -27,7 +27,7 @@ def test_workflow_compare_command_runs_on_two_checkpoints(tmp_path):
     np.save(reference, np.random.default_rng(0).integers(0, 256, (24, 28, 28, 1), dtype=np.uint8))
     env = {**os.environ, "BASELINE": str(tmp_path / "baseline"), "CANDIDATE": str(tmp_path / "candidate"),
            "REF": str(reference), "NUM_SAMPLES": "24", "PYTHONPATH": str(REPO)}
-    command = line.replace("genmetrics compare", f"{sys.executable} -m cli compare", 1)
+    command = line.replace("genmetrics compare", f"{sys.executable} -m genmetrics_cli compare", 1)
     proc = subprocess.run(["bash", "-c", command], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import genmetrics
-from cli.main import cli
+from genmetrics_cli.main import cli
 from genmetrics.errors import ConfigError
 from genmetrics.features.weights import sha256_file
 from genmetrics.metrics.cmmd import cmmd

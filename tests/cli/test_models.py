@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import cli
+from genmetrics_cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_DCGAN = ["-p", "width=8", "-p", "z_dim=8", "-p", "batch_size=8"]
@@ -194,8 +194,8 @@ def test_resuming_another_run_and_labels_for_an_unconditional_model(trained, tmp
 
 
 def test_missing_fashion_mnist_is_one_line_from_the_console(tmp_path):
-    code = ("import sys, pathlib, models.data as d; d.FASHION_MNIST_DIR = pathlib.Path(sys.argv[1]); "
-            "from cli.main import cli; cli(sys.argv[2:], prog_name='genmetrics')")
+    code = ("import sys, pathlib, genmetrics_models.data as d; d.FASHION_MNIST_DIR = pathlib.Path(sys.argv[1]); "
+            "from genmetrics_cli.main import cli; cli(sys.argv[2:], prog_name='genmetrics')")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), "train", "vae", "--steps", "1", "--out",
                            str(tmp_path / "run"), "--eval-samples", "0"], capture_output=True, text=True, cwd=REPO,
                           check=False)
@@ -206,8 +206,8 @@ def test_missing_fashion_mnist_is_one_line_from_the_console(tmp_path):
 
 
 def test_models_and_cli_come_from_this_repository():
-    import cli as cli_package
-    import models
+    import genmetrics_cli as cli_package
+    import genmetrics_models as models
 
     assert Path(models.__file__).resolve().parent == REPO / "models"
     assert Path(cli_package.__file__).resolve().parent == REPO / "cli"

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 import genmetrics
-from cli.main import cli
+from genmetrics_cli.main import cli
 from genmetrics.errors import ConfigError, WeightsError
 from genmetrics.metrics.fid import fid_from_features
 from genmetrics.metrics.inception_score import inception_score
-from tests.helpers import random_images, write_folder
+from tests.helpers import fashion_mnist_subset, random_images, write_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -140,7 +140,7 @@ def test_single_image_and_bad_output_leave_no_file(tmp_path):
 
 
 def test_console_script_prints_one_line_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cli", "score", str(tmp_path / "missing"), str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "genmetrics_cli", "score", str(tmp_path / "missing"), str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -152,7 +152,7 @@ def test_warnings_are_one_line(tmp_path):
     """A library warning (here bf16 on a CPU taken to have no native bf16) prints as one `warning:` line."""
     np.save(tmp_path / "two.npy", random_images(2, size=32, seed=4))
     script = ("import genmetrics.features.inception as inception; inception.native_cpu_bf16 = lambda: False; "
-              "from cli.main import cli; cli()")
+              "from genmetrics_cli.main import cli; cli()")
     proc = subprocess.run([sys.executable, "-c", script, "stats", str(tmp_path / "two.npy"), "-o",
                            str(tmp_path / "s.npz"), "--precision", "bf16", "--no-progress", "--no-cache"],
                           capture_output=True, text=True, cwd=REPO, check=False)
@@ -163,7 +163,7 @@ def test_warnings_are_one_line(tmp_path):
 
 
 def test_cli_and_genmetrics_come_from_this_repository():
-    import cli as cli_package
+    import genmetrics_cli as cli_package
 
     assert Path(cli_package.__file__).resolve().parent == REPO / "cli"
     assert Path(genmetrics.__file__).resolve().parent == REPO / "genmetrics"
@@ -184,7 +184,7 @@ def test_stats_list_shows_the_shipped_references():
 
 def test_demo_runs_without_arguments():
     """README command 1: `genmetrics score` on the embedded default prints FID, KID, precision, recall."""
-    proc = subprocess.run([sys.executable, "-m", "cli", "score", "--no-progress"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "genmetrics_cli", "score", "--no-progress"], capture_output=True, text=True,
                           cwd=REPO, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
     for label in ("FID", "KID (mean)", "precision", "recall"):
@@ -195,9 +195,7 @@ def test_demo_runs_without_arguments():
 def test_fashion_cnn_scores_against_the_shipped_reference_name(tmp_path):
     """`genmetrics score samples/ fashion-mnist-test --extractor fashion-cnn --metrics is,fid` resolves the name to
     the fashion-cnn statistics of the test split."""
-    from genmetrics.io.idx import fashion_mnist
-
-    write_folder(tmp_path / "samples", fashion_mnist("train")[:64])
+    write_folder(tmp_path / "samples", fashion_mnist_subset("train")[0][:64])
     result = run("score", str(tmp_path / "samples"), "fashion-mnist-test", "--extractor", "fashion-cnn",
                  "--metrics", "is,fid", "--json", "--no-progress")
     assert result.exit_code == 0, result.output

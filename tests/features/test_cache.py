@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import genmetrics
-from cli.main import cli
+from genmetrics_cli.main import cli
 from genmetrics.errors import DecodeError, WeightsError
 from genmetrics.features import cache as cache_module
 from genmetrics.features.cache import FeatureCache, cache_usage, spec_digest

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-               "-m", "cli", *args, "--no-progress"]
+               "-m", "genmetrics_cli", *args, "--no-progress"]
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
            "HOME": str(Path.home()), "GENMETRICS_CACHE_DIR": os.environ["GENMETRICS_CACHE_DIR"]}  # the suite's cache
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600, env=env, check=False)

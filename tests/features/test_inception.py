@@ -19,9 +19,8 @@ from genmetrics.features.inception import (
     trunk_input,
 )
 from genmetrics.features.inception_fused import FusedInceptionTrunk, run_on_cpu
-from genmetrics.io.idx import fashion_mnist
 from genmetrics.io.images import open_source
-from tests.helpers import random_images
+from tests.helpers import fashion_mnist_subset, random_images
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +146,7 @@ def test_fp16_keeps_the_stem_in_fp16(inception):
 def fashion_mnist_batch(inception: InceptionExtractor, n: int) -> torch.Tensor:
     """The first ``n`` Fashion-MNIST test images as RGB, preprocessed: (n, 3, 299, 299)."""
     return torch.stack([inception.preprocess(np.repeat(image[:, :, None], 3, axis=2))
-                        for image in fashion_mnist("test")[:n]])
+                        for image in fashion_mnist_subset("test")[0][:n]])
 
 
 def stem_and_rest_dtypes(trunk: FusedInceptionTrunk) -> tuple[torch.dtype, torch.dtype]:

@@ -8,8 +8,21 @@ import pytest
 
 from genmetrics.errors import InputError
 from genmetrics.io.idx import fashion_mnist, fashion_mnist_labels, read_idx_labels
+from tests.data.make_fashion_mnist_subset import subset_arrays
+from tests.helpers import fashion_mnist_subset
 
 
+@pytest.mark.fashion_mnist_full
+def test_shipped_subset_is_the_start_of_debians_files():
+    arrays = subset_arrays()
+    for split in ("test", "train"):
+        images, labels = fashion_mnist_subset(split)
+        np.testing.assert_array_equal(images, arrays[f"{split}_images"])
+        np.testing.assert_array_equal(labels, arrays[f"{split}_labels"])
+    assert len(fashion_mnist_subset("test")[0]) == 2000 and len(fashion_mnist_subset("train")[0]) == 400
+
+
+@pytest.mark.fashion_mnist_full
 def test_fashion_mnist_labels_match_the_images():
     labels = fashion_mnist_labels("test")
     assert labels.shape == (len(fashion_mnist("test")),) and labels.dtype == np.uint8

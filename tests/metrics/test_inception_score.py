@@ -23,6 +23,24 @@ def test_parity_with_torch_fidelity(shuffle, splits):
     assert ours == pytest.approx((theirs["inception_score_mean"], theirs["inception_score_std"]), rel=1e-6)
 
 
+def test_default_equals_torch_fidelitys_default():
+    logits = _logits(seed=2)
+    theirs = isc_features_to_metric(torch.from_numpy(logits))  # splits=10, shuffle=True, rng_seed=2020
+    assert inception_score(logits) == pytest.approx((theirs["inception_score_mean"], theirs["inception_score_std"]),
+                                                    rel=1e-6)
+    assert inception_score(logits) == inception_score(logits, 10, shuffle=True, seed=2020)
+
+
+def test_samples_written_class_by_class_score_as_in_any_order():
+    """Sorted by class, unshuffled splits are class-pure and IS collapses; the default shuffle prevents it."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 10, 1000)
+    logits = 4.0 * np.eye(10)[labels] + rng.standard_normal((1000, 10))
+    by_class = logits[np.argsort(labels, kind="stable")]
+    assert inception_score(by_class)[0] == pytest.approx(inception_score(logits)[0], rel=0.03)
+    assert inception_score(by_class, 10, shuffle=False)[0] < 0.5 * inception_score(logits, shuffle=False)[0]
+
+
 def test_deterministic_by_default_and_accepts_float32_tensors():
     logits = _logits(seed=1)
     assert inception_score(logits) == inception_score(logits)
@@ -38,7 +56,7 @@ def test_uniform_predictions_score_one():
 def test_confident_predictions_spread_evenly_over_c_classes_score_c():
     classes, splits = 13, 5
     labels = np.tile(np.arange(classes), 4 * splits)  # every split holds every class 4 times
-    mean, std = inception_score(100.0 * np.eye(classes)[labels], splits)
+    mean, std = inception_score(100.0 * np.eye(classes)[labels], splits, shuffle=False)
     assert mean == pytest.approx(classes, rel=1e-12) and std < 1e-10
 
 

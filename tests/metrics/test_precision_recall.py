@@ -1,7 +1,9 @@
-"""Precision/recall and density/coverage: torch-fidelity parity, brute-force references, known answers, near ties."""
+"""Precision/recall and density/coverage: torch-fidelity and prdc parity, brute-force references, known answers,
+ties and near ties."""
 import numpy as np
 import pytest
 import torch
+from prdc import compute_prdc
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from genmetrics.errors import MetricError
@@ -40,11 +42,48 @@ def _radii(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _brute_force(ref: np.ndarray, gen: np.ndarray, k: int) -> tuple[float, float, float, float]:
-    """(precision, recall, density, coverage) from full distance matrices (small inputs only)."""
+    """(precision, recall, density, coverage) from full distance matrices (small inputs only): a point on a
+    ball's boundary is inside for precision/recall (<=), outside for density/coverage (<)."""
     d = _sq_dists(ref, gen)
-    in_ref_balls = d <= _radii(ref, k)[:, None]
+    ref_radii = _radii(ref, k)[:, None]
+    in_ref_balls, strictly_in_ref_balls = d <= ref_radii, d < ref_radii
     return (in_ref_balls.any(axis=0).mean(), (d <= _radii(gen, k)[None, :]).any(axis=1).mean(),
-            in_ref_balls.sum() / (k * len(gen)), in_ref_balls.any(axis=1).mean())
+            strictly_in_ref_balls.sum() / (k * len(gen)), strictly_in_ref_balls.any(axis=1).mean())
+
+
+def _tie_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(reference, generated) sets whose distances tie: the cases where ``<=`` and ``<`` differ."""
+    rng = np.random.default_rng(20)
+    distinct = rng.standard_normal((300, 16))
+    duplicated = np.repeat(rng.standard_normal((40, 16)), 10, axis=0)
+    return {
+        "identical distinct points": (distinct, distinct.copy()),
+        "integer grid {0,1,2}^8": (rng.integers(0, 3, (2000, 8)).astype(np.float64),
+                                   rng.integers(0, 3, (2000, 8)).astype(np.float64)),
+        "every point x10": (duplicated, duplicated.copy()),
+        "all ones": (np.ones((200, 16)), np.ones((300, 16))),
+    }
+
+
+@pytest.mark.parametrize("case", list(_tie_cases()))
+def test_density_coverage_equal_prdc_on_ties(case):
+    ref, gen = _tie_cases()[case]
+    theirs = compute_prdc(real_features=ref, fake_features=gen, nearest_k=5)
+    ours = manifold_metrics(ref, gen, k_pr=5, k_dc=5)
+    assert (ours.density, ours.coverage) == pytest.approx((theirs["density"], theirs["coverage"]), rel=1e-12, abs=0)
+    assert (ours.density, ours.coverage) == density_coverage(ref, gen, 5)
+    if len(ref) * len(gen) <= 10 ** 5:
+        assert ours == ManifoldMetrics(*_brute_force(ref, gen, 5))
+    if case == "identical distinct points":
+        assert (ours.density, ours.coverage) == (1.0, 1.0)  # the k-th neighbour lies on the ball, not in it
+    if case in ("every point x10", "all ones"):  # k or more duplicates: radius 0, a ball that holds nothing
+        assert (ours.density, ours.coverage) == (0.0, 0.0) and (ours.precision, ours.recall) == (1.0, 1.0)
+
+
+def test_density_coverage_equal_prdc_on_continuous_features():
+    ref, gen = _features(400, 32, seed=21), _features(350, 32, seed=22, shift=0.1)
+    theirs = compute_prdc(real_features=ref, fake_features=gen, nearest_k=5)
+    assert density_coverage(ref, gen, 5) == pytest.approx((theirs["density"], theirs["coverage"]), rel=1e-12)
 
 
 def _near_ties(dim: int = 16, clusters: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,8 +142,10 @@ def test_identical_sets():
 def test_one_dimensional_known_answer_with_a_tie():
     ref = np.array([[0.0], [1.0], [2.0], [3.0]])  # k=1 radii: all 1
     gen = np.array([[0.5], [1.5], [4.0], [10.0]])  # k=1 radii: 1, 1, 2.5, 6
-    # 4.0 lies exactly on the ball of 3.0 (distance 1 = radius) and counts, as in torch-fidelity (<=).
+    # 4.0 lies exactly on the ball of 3.0 (distance 1 = radius) and counts, as in torch-fidelity (<=); not for
+    # density/coverage (<, as prdc): 0.5 and 1.5 lie in two balls each, 3.0's ball holds none.
     assert precision_recall(ref, gen, k=1) == (0.75, 1.0)
+    assert density_coverage(ref, gen, k=1) == (1.0, 0.75)
     assert _torch_fidelity_pr(ref, gen, 1) == (0.75, 1.0)
     assert precision_recall(ref, gen[[0, 1, 3]], k=1) == (2 / 3, 1.0)
     assert precision_recall(ref, np.array([[0.5], [1.5], [10.0], [10.5]]), k=1) == (0.5, 0.75)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import to_float
-from models.data import load_dataset
+from genmetrics_models.base import to_float
+from genmetrics_models.data import load_dataset
 
 # Narrow networks and small batches: a training step takes milliseconds.
 TINY = {
@@ -51,7 +51,7 @@ def tiny_extractor(monkeypatch) -> str:
 @pytest.fixture(scope="session")
 def digits_reference(tmp_path_factory) -> str:
     """A small evaluation reference: the last 40 digits, 8x8, as a .npy file."""
-    from models.data import digits
+    from genmetrics_models.data import digits
 
     path = tmp_path_factory.mktemp("reference") / "digits-40.npy"
     np.save(path, digits()[0][-40:, :, :, None])

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from genmetrics.errors import ConfigError
-from models.base import resolve_hparams, to_float, to_uint8
-from models.registry import MODELS, build_model
+from genmetrics_models.base import resolve_hparams, to_float, to_uint8
+from genmetrics_models.registry import MODELS, build_model
 from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 

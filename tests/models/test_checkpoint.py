@@ -8,7 +8,7 @@ import safetensors.torch
 import torch
 
 from genmetrics.errors import InputError
-from models.checkpoint import (
+from genmetrics_models.checkpoint import (
     FORMAT,
     export_weights,
     latest_checkpoint,
@@ -16,7 +16,7 @@ from models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from models.registry import MODELS, build_model
+from genmetrics_models.registry import MODELS, build_model
 from tests.models.conftest import TINY, seeded
 
 

@@ -8,9 +8,10 @@ import pytest
 
 from genmetrics.errors import ConfigError, InputError
 from genmetrics.io.idx import fashion_mnist as genmetrics_fashion_mnist
-from models import data
+from genmetrics_models import data
 
 
+@pytest.mark.fashion_mnist_full
 def test_fashion_mnist_train_split_with_labels():
     dataset = data.load_dataset("fashion-mnist")
     assert dataset.images.shape == (60_000, 28, 28, 1) and dataset.images.dtype == np.uint8

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genmetrics.errors import ConfigError
-from models.base import to_uint8
-from models.diffusion import (
+from genmetrics_models.base import to_uint8
+from genmetrics_models.diffusion import (
     Schedule,
     cfg_eps,
     classifier_grad,
@@ -21,7 +21,7 @@ from models.diffusion import (
     linear_schedule,
     q_sample,
 )
-from models.registry import build_model
+from genmetrics_models.registry import build_model
 from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from genmetrics.errors import ConfigError
-from models.gan import discriminator_loss, generator_loss, gradient_penalty
-from models.registry import build_model
+from genmetrics_models.gan import discriminator_loss, generator_loss, gradient_penalty
+from genmetrics_models.registry import build_model
 from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 

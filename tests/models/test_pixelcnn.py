@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from models.pixelcnn import (
+from genmetrics_models.pixelcnn import (
     MaskedConv2d,
     PixelCNNNet,
     bits_per_dim,
     pixels_to_input,
     sample_autoregressive,
 )
-from models.registry import build_model
+from genmetrics_models.registry import build_model
 from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import cli
+from genmetrics_cli.main import cli
 from genmetrics.errors import InputError
 from genmetrics.features.fashion_cnn import FashionCNNExtractor
-from models.checkpoint import PRETRAINED_DIR, load_checkpoint, pretrained, read_config
-from models.data import fashion_mnist
+from genmetrics_models.checkpoint import PRETRAINED_DIR, load_checkpoint, pretrained, read_config
+from tests.helpers import fashion_mnist_subset
 from tests.models.conftest import assert_uint8_images, seeded
 
 SHIPPED = ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae", "ddpm"]
@@ -46,7 +46,7 @@ def test_results_list_every_shipped_model_at_10000_samples():
 def test_the_shipped_pixelcnn_has_the_test_bits_per_dim_of_its_results_row():
     """The row's figure is over the 10,000 test images; the first 500 of them give nearly the same mean."""
     row = next(row for row in json.loads((PRETRAINED_DIR / "results.json").read_text()) if row["model"] == "pixelcnn")
-    images, _ = fashion_mnist("test")
+    images, _ = fashion_mnist_subset("test")
     bits = load_checkpoint(pretrained("pixelcnn")).test_bits_per_dim(torch.tensor(images[:500]))
     assert 2 < row["test_bits_per_dim"] < 8 and bits == pytest.approx(row["test_bits_per_dim"], abs=0.1)
 

@@ -11,11 +11,11 @@ from PIL import Image
 
 import genmetrics
 from genmetrics.errors import ConfigError
-from models.base import Generator
-from models.checkpoint import load_checkpoint
-from models.gan import DCGAN
-from models.registry import build_model
-from models.train import BatchSampler, TrainOptions, draw, sample_grid, sampler, train
+from genmetrics_models.base import Generator
+from genmetrics_models.checkpoint import load_checkpoint
+from genmetrics_models.gan import DCGAN
+from genmetrics_models.registry import build_model
+from genmetrics_models.train import BatchSampler, TrainOptions, draw, sample_grid, sampler, train
 from tests.models.conftest import TINY, seeded
 
 QUIET = {"eval_samples": 0, "log_every": 1, "progress": False}

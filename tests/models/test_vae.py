@@ -6,8 +6,8 @@ import torch
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from models.registry import build_model
-from models.vae import kl_divergence, reparameterize, squared_error
+from genmetrics_models.registry import build_model
+from genmetrics_models.vae import kl_divergence, reparameterize, squared_error
 from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.registry import build_model
-from models.vqvae import nearest_codes, perplexity, quantize
+from genmetrics_models.registry import build_model
+from genmetrics_models.vqvae import nearest_codes, perplexity, quantize
 from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 

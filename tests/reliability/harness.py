@@ -12,7 +12,7 @@ import numpy as np
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cli.main import cli
+from genmetrics_cli.main import cli
 from genmetrics.io.images import open_source
 from tests.helpers import random_images, write_folder
 

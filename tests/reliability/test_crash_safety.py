@@ -1,7 +1,7 @@
 """Crash safety: runs killed with SIGKILL leave no partial stats file and only complete cache entries, and a rerun
 gives the same numbers as an uninterrupted run; concurrent runs share one cache.
 
-Child processes are real `genmetrics` runs (``python -m cli``, TF-Inception, one CPU thread) or, for the kills at an
+Child processes are real `genmetrics` runs (``python -m genmetrics_cli``, TF-Inception, one CPU thread) or, for the kills at an
 exact moment and the concurrency test, the same CLI with the stand-in extractor (``tests.reliability.tiny_cli``).
 The API-level two-process cache fill is tests/features/test_cache.py::test_two_processes_filling_one_empty_cache_agree.
 """
@@ -74,7 +74,7 @@ def test_sigkill_midway_through_stats_and_its_cache_fill(folder, tmp_path):
     cache, out_dir = tmp_path / "cache", tmp_path / "out"
     out_dir.mkdir()
     command = ("stats", folder, "-o", out_dir / "out.npz", "--batch-size", "1")
-    child = _start("cli", *command, env=_env(cache))
+    child = _start("genmetrics_cli", *command, env=_env(cache))
     deadline = time.monotonic() + 240
     while len(_entries(cache)) < 3 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -84,9 +84,9 @@ def test_sigkill_midway_through_stats_and_its_cache_fill(folder, tmp_path):
     assert os.listdir(out_dir) == []
     done = _assert_complete_entries(cache, 2048)
     assert 3 <= done < N
-    _finish(_start("cli", *command, env=_env(cache)))
+    _finish(_start("genmetrics_cli", *command, env=_env(cache)))
     assert _assert_complete_entries(cache, 2048) == N
-    _finish(_start("cli", "stats", folder, "-o", tmp_path / "fresh.npz", "--batch-size", "1", "--no-cache",
+    _finish(_start("genmetrics_cli", "stats", folder, "-o", tmp_path / "fresh.npz", "--batch-size", "1", "--no-cache",
                    env=_env(tmp_path / "unused")))
     assert not (tmp_path / "unused").exists()
     _assert_same_stats(out_dir / "out.npz", tmp_path / "fresh.npz")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cli.main import cli
+from genmetrics_cli.main import cli
 from genmetrics.features.registry import EXTRACTORS
 from tests.helpers import TinyExtractor
 
