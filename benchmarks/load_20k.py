@@ -35,7 +35,7 @@ def write_pngs(folder: Path, n: int, side: int) -> None:
 
 def score_in_child(folder: Path, args: argparse.Namespace) -> tuple[float, float, str]:
     """Run the score in a fresh child process: (its peak RSS in MiB, wall seconds, its stdout)."""
-    module = "tests.reliability.tiny_cli" if args.stand_in else "cli"
+    module = "tests.reliability.tiny_cli" if args.stand_in else "genmetrics_cli"
     extractor = ["--extractor", "tiny"] if args.stand_in else []
     command = [sys.executable, "-m", module, "score", str(folder), str(folder), "--metrics", args.metrics,
                "--no-cache", "--no-progress", "--batch-size", str(args.batch_size), "--workers", str(args.workers),

@@ -23,7 +23,7 @@ def clipscore(images, captions, references, clip_w, clip_prefix, per_sample, as_
     open_clip weights (--clip-weights or $GENMETRICS_CLIP_WEIGHTS).
     """
     if per_sample:
-        check_writable(per_sample)  # fail before encoding any image
+        check_writable(per_sample, [images, captions, references])  # fail before encoding any image
     result = clip_score(images, captions, references, w=clip_w, prefix=clip_prefix, **extraction)
     if per_sample:
         write_per_sample(per_sample, result)

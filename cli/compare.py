@@ -53,7 +53,7 @@ def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_s
     failed (a regression); 2: an error.
     """
     if output:
-        check_writable(output)  # fail before extracting any feature
+        check_writable(output, [baseline, candidate, ref])  # fail before extracting any feature
     baseline, candidate = (_samples(path, num_samples, extraction["device"]) for path in (baseline, candidate))
     comparison = compare_api(baseline, candidate, ref, metrics, fail_if=fail_if,
                              bootstrap_replicates=bootstrap_replicates, seed=seed, num_samples=num_samples,

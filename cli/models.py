@@ -14,9 +14,9 @@ from genmetrics.io.images import printable
 from genmetrics.references import list_references
 from genmetrics_models.checkpoint import latest_checkpoint, read_checkpoint, read_config
 from genmetrics_models.data import REFERENCES, check_dataset
-from genmetrics_models.files import npy_bytes, npz_bytes, write_bytes, write_png_folder
+from genmetrics_models.files import check_sample_output, write_samples
 from genmetrics_models.registry import model_class
-from genmetrics_models.train import TrainOptions, draw
+from genmetrics_models.train import TrainOptions, sample_chunks
 from genmetrics_models.train import train as train_run
 
 
@@ -148,14 +148,9 @@ def sample(checkpoint, n, output, labels, guidance, classifier_scale, sampling_s
     model.check_sample_options(options)  # checked once, before sampling
     if wanted is not None:  # checked in full once, not per chunk
         model.check_labels(len(wanted), wanted, None)
-    images, drawn = draw(model, loaded.config["dataset"], n, seed, wanted, **options)
-    if Path(output).suffix == ".npz":
-        arrays = {"images": images} if drawn is None else {"images": images, "labels": drawn}
-        write_bytes(output, npz_bytes(**arrays))
-    elif Path(output).suffix == ".npy":
-        write_bytes(output, npy_bytes(images))
-    else:
-        write_png_folder(output, images)
+    check_sample_output(output, [checkpoint])
+    chunks = sample_chunks(model, loaded.config["dataset"], n, seed, wanted, **options)
+    height, width, _ = write_samples(output, n, chunks)
     settings = "".join(f", {key} {value}" for key, value in options.items())
-    click.echo(f"wrote {n} samples {images.shape[1]}x{images.shape[2]} of {loaded.config['model']} "
+    click.echo(f"wrote {n} samples {height}x{width} of {loaded.config['model']} "
                f"(step {loaded.step}, seed {seed}{settings}) to {printable(output)}")

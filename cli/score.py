@@ -46,7 +46,7 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, cap
     if per_sample and "clip_score" not in parse_metrics(metrics):
         raise ConfigError("--per-sample writes per-image CLIPScores: add clip_score to --metrics (with --captions)")
     if per_sample:
-        check_writable(per_sample)  # fail before extracting any feature
+        check_writable(per_sample, [gen, ref, captions, references])  # fail before extracting any feature
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                        pr_k=pr_k, dc_k=dc_k, captions=captions, references=references, clip_w=clip_w,
                        clip_prefix=clip_prefix, force=force, **extraction)

@@ -10,11 +10,13 @@ difference lies beyond the allowed change, i.e. its lower end is > X (its upper 
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from genmetrics.config import DEFAULT_METRICS
 from genmetrics.errors import ConfigError
@@ -40,6 +42,7 @@ from genmetrics.io.statsfile import Stats
 from genmetrics.metrics import bootstrap
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA
 from genmetrics.metrics.fid import fid_from_stats
+from genmetrics.metrics import check_finite
 from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
 from genmetrics.metrics.kid import polynomial_kernel
 from genmetrics.metrics.precision_recall import manifold_incidence
@@ -51,6 +54,9 @@ _ROWS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "r
          "dc": ("density", "coverage"), "cmmd": ("cmmd",)}
 HIGHER_IS_BETTER = {"fid": False, "kid": False, "cmmd": False, "is": True, "precision": True, "recall": True,
                     "density": True, "coverage": True}
+MAX_BOOTSTRAP_BYTES = 4 << 30  # resampled indices and counts held at once
+_CHANGE_BOUND = {"precision": 1.0, "recall": 1.0, "coverage": 1.0}  # fractions: differences within [-1, 1]
+_DEFAULT_CHANGE_BOUND = 1e6  # no difference of FID, KID, IS, density or CMMD beyond this means anything
 _CHECK = re.compile(r"^\s*([a-z_]+)\s*([<>])\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
 
 
@@ -74,7 +80,13 @@ class Check:
         if metric not in HIGHER_IS_BETTER:
             raise ConfigError(f"--fail-if {text!r}: unknown metric {metric!r}; choose from "
                               f"{', '.join(HIGHER_IS_BETTER)}")
-        return cls(metric, direction, float(allowed), text.strip())
+        allowed = float(allowed)
+        bound = _CHANGE_BOUND.get(metric, _DEFAULT_CHANGE_BOUND)
+        if not abs(allowed) <= bound:  # also inf: "fid>1e999" could never fail
+            raise ConfigError(f"--fail-if {text!r}: the change {allowed:g} is outside -{bound:g}..{bound:g}, the range "
+                              f"a difference of {metric} can take or matter in, so the check could never fail; give a "
+                              "change within it")
+        return cls(metric, direction, allowed, text.strip())
 
     def fails(self, interval: tuple[float, float]) -> bool:
         """True when the whole difference ``interval`` lies beyond the allowed change."""
@@ -211,9 +223,17 @@ def compare(
     for role, src in sources.items():
         stats, feats = _extract_stats(src, network, options, role, keep_features=True)
         warnings += _singular_warning(role, stats.n, network.spec.dim)
+        needed = 16 * bootstrap_replicates * stats.n  # int64 indices and fp64 counts, (replicates, n) each
+        if needed > MAX_BOOTSTRAP_BYTES:
+            raise ConfigError(f"--bootstrap {bootstrap_replicates} on {stats.n} {role} samples needs "
+                              f"{needed / 2**30:.1f} GiB for the resampled indices (limit "
+                              f"{MAX_BOOTSTRAP_BYTES >> 30} GiB); use fewer replicates (1,000 give 95% intervals)")
         indices = bootstrap.resample_indices(stats.n, bootstrap_replicates, rng)
-        sides[role] = _measure(wanted, stats, feats, ref_stats, indices, kernels, ref_terms, device=device,
-                               pr_k=pr_k, dc_k=dc_k, is_splits=is_splits)
+        per_replicate = sum(metric in wanted for metric in ("fid", "is")) * bootstrap_replicates
+        with tqdm(total=per_replicate, desc=f"bootstrap {role}", unit="replicate",
+                  disable=not progress or per_replicate == 0) as bar:
+            sides[role] = _measure(wanted, stats, feats, ref_stats, indices, kernels, ref_terms, device=device,
+                                   pr_k=pr_k, dc_k=dc_k, is_splits=is_splits, bar=bar)
     table = []
     for row in rows:
         base, cand = sides["baseline"], sides["candidate"]
@@ -247,16 +267,19 @@ def compare(
 
 def _measure(wanted: tuple[str, ...], stats: Stats, feats: FeatureSet, ref: Stats | None, indices: np.ndarray,
              kernels: dict[str, bootstrap.Kernel], ref_terms: dict[str, float], *, device: str, pr_k: int,
-             dc_k: int, is_splits: int) -> _Side:
-    """Point values and bootstrap replicates of every row of ``wanted`` for one generated set."""
+             dc_k: int, is_splits: int, bar: tqdm) -> _Side:
+    """Point values and bootstrap replicates of every row of ``wanted`` for one generated set; ``bar`` counts the
+    replicates of the per-replicate metrics (FID, IS)."""
     counts = bootstrap.counts_of(indices, stats.n)
+    tick = functools.partial(bar.update, 1)
     ones = np.ones((1, stats.n))
     values: dict[str, float] = {}
     replicates: dict[str, np.ndarray] = {}
     for metric in wanted:
         if metric == "fid":
             values["fid"] = fid_from_stats(stats.mu, stats.sigma, ref.mu, ref.sigma)
-            replicates["fid"] = bootstrap.fid_replicates(stats.features, ref.mu, ref.sigma, counts, device=device)
+            replicates["fid"] = bootstrap.fid_replicates(stats.features, ref.mu, ref.sigma, counts, device=device,
+                                                         done=tick)
         elif metric in ("kid", "cmmd"):
             scale = DEFAULT_SCALE if metric == "cmmd" else 1.0
             both = np.concatenate([ones, counts])
@@ -265,11 +288,11 @@ def _measure(wanted: tuple[str, ...], stats: Stats, feats: FeatureSet, ref: Stat
             values[metric], replicates[metric] = float(mmd[0]), mmd[1:]
         elif metric == "is":
             values["is"] = inception_score(feats.logits, splits=is_splits)[0]
-            replicates["is"] = bootstrap.is_replicates(feats.logits, indices, is_splits)
+            replicates["is"] = bootstrap.is_replicates(feats.logits, indices, is_splits, done=tick)
     if {"pr", "dc"} & set(wanted):
         incidence = manifold_incidence(ref.features, stats.features, k_pr=pr_k, k_dc=dc_k)
         full = incidence.metrics()
         for metric, found in bootstrap.manifold_replicates(incidence, counts).items():
             if metric in _rows_of(wanted):
                 values[metric], replicates[metric] = float(getattr(full, metric)), found
-    return _Side(values, replicates, stats)
+    return _Side(check_finite(values), replicates, stats)

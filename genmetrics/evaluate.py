@@ -26,6 +26,7 @@ from genmetrics.io.statsfile import Stats, check_compatible, check_output, load_
 from genmetrics.metrics.clip_score import DEFAULT_W, clip_score as clip_score_values, mean_std, ref_clip_score
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
 from genmetrics.metrics.fid import fid_from_stats
+from genmetrics.metrics import check_finite
 from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import density_coverage, manifold_metrics, precision_recall
@@ -200,7 +201,7 @@ def compute_stats(
     ``out`` when given (by rank 0 alone under torchrun). ``cache=False`` neither reads nor writes the feature
     cache."""
     if out is not None:
-        check_output(out)  # an unwritable output fails now, not after the extraction (every rank probes alike)
+        check_output(out, [source])  # an unwritable output fails now, not after the extraction (every rank probes alike)
     device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
@@ -418,7 +419,7 @@ def _metric_values(wanted: tuple[str, ...] | list[str], gen_stats: Stats, gen_lo
                 else density_coverage(feats_ref, feats_gen, k=options.dc_k))
         elif metric == "cmmd":
             values["cmmd"] = cmmd(feats_gen, feats_ref, sigma=options.cmmd_sigma)
-    return values
+    return check_finite(values)
 
 
 def _reference_warnings(ref_stats: Stats, dim: int) -> list[str]:

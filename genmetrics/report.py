@@ -4,7 +4,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+from typing import Any
 
 from genmetrics.compare import Comparison
 from genmetrics.evaluate import Result
@@ -28,9 +30,26 @@ _LABELS = {
 }
 
 
+def _finite_or_null(value: Any) -> Any:
+    """``value`` (nested dicts, lists) with every non-finite float as None: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented, valid JSON (``allow_nan=False``: non-finite floats, which only provenance could
+    hold since metric values are checked finite, become null)."""
+    return json.dumps(_finite_or_null(value), indent=2, allow_nan=False)
+
+
 def to_json(result: Result) -> str:
     """One JSON object {"metrics": {...}, "provenance": {...}}."""
-    return json.dumps(result.to_dict(), indent=2, sort_keys=False)
+    return json_text(result.to_dict())
 
 
 def to_table(result: Result) -> str:
@@ -142,7 +161,7 @@ def comparison_markdown(comparison: Comparison) -> str:
 
 def comparison_json(comparison: Comparison) -> str:
     """``Comparison.to_dict()`` as indented JSON."""
-    return json.dumps(comparison.to_dict(), indent=2)
+    return json_text(comparison.to_dict())
 
 
 COMPARISON_FORMATS = {"table": comparison_table, "markdown": comparison_markdown, "json": comparison_json}

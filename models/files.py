@@ -1,40 +1,26 @@
-"""Atomic output files: bytes go to a hidden temp file beside the target, are fsynced, then renamed over it.
-
-A process killed while writing leaves at most a hidden ``.NAME.*.tmp``, never a partial NAME.
+"""Output files of the generators: PNG and array bytes, and image folders that appear complete or not at all.
+Single files are written by genmetrics' atomic writer (``write_bytes``, re-exported here); samples stream to
+disk chunk by chunk (``write_samples``).
 """
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import shutil
 import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from genmetrics.errors import InputError
+from genmetrics.io.atomic import atomic_write, check_writable, umask_mode, write_bytes
 
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; InputError naming ``path`` if it cannot be written."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"cannot write {str(target)!r}: {exc.strerror or exc} (choose a writable output path)") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write {str(target)!r}: {exc.strerror or exc} (choose a writable output "
-                             "path)") from exc
-        raise
+__all__ = ["check_sample_output", "npy_bytes", "png_bytes", "write_bytes", "write_samples"]
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -44,20 +30,85 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_png_folder(folder: str | os.PathLike, images: np.ndarray) -> None:
-    """Write (N, H, W, 1) uint8 images as ``folder/000000.png``, ...; the folder appears complete or not at all.
-
-    ``folder`` must not exist or be empty (InputError otherwise): files are written into a hidden temp folder
-    beside it, which is then renamed to ``folder``.
-    """
-    target = Path(folder)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+def check_sample_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """InputError now, before sampling, unless samples can be written to ``output``: a ``.npz``/``.npy`` file
+    (a regular file or a new name, not one of ``inputs``) or a new or empty folder."""
+    target = Path(output)
+    if target.suffix in (".npz", ".npy"):
+        check_writable(target, inputs)
+    elif target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"cannot write images to {str(target)!r}: it exists and is not an empty folder "
                          "(choose a new folder, or a file name ending in .npz)")
-    if not target.parent.is_dir():
+    elif not target.parent.is_dir():
         raise InputError(f"cannot write {str(target)!r}: folder {str(target.parent)!r} does not exist")
+
+
+def write_samples(output: str | os.PathLike, n: int,
+                  chunks: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> tuple[int, ...]:
+    """Stream ``n`` samples, given as chunks of (B, H, W, C) uint8 images and (B,) int64 labels or None, to
+    ``output``: a ``.npz`` ('images' (n, H, W, C) [+ 'labels' (n,)]), a ``.npy`` (the images) or a new folder of
+    PNGs. Only one chunk is held at a time; the output appears complete or not at all. InputError before the
+    first write if the output's file system lacks the room the images need. Returns one image's shape (H, W, C)."""
+    chunks = iter(chunks)
+    first = next(chunks)
+    needed = n * first[0][0].nbytes
+    target = Path(output)
+    free = shutil.disk_usage(target.parent if str(target.parent) else ".").free
+    if needed > free:
+        raise InputError(f"-n {n} samples need {needed / 2**30:.1f} GiB on disk, {str(target.parent)!r} has "
+                         f"{free / 2**30:.1f} GiB free; lower -n or choose another output")
+    everything = itertools.chain([first], chunks)
+    if target.suffix in (".npz", ".npy"):
+        with atomic_write(target) as handle:
+            if target.suffix == ".npy":
+                _write_npy_rows(handle, n, first[0], (images for images, _ in everything))
+            else:
+                _write_npz_rows(handle, n, first[0], everything)
+    else:
+        _write_png_folder(target, (image for images, _ in everything for image in images))
+    return first[0].shape[1:]
+
+
+def _npy_header(n: int, like: np.ndarray) -> dict:
+    """The .npy header of an (n, *like.shape[1:]) array of like's dtype."""
+    return {"descr": np.lib.format.dtype_to_descr(like.dtype), "fortran_order": False, "shape": (n, *like.shape[1:])}
+
+
+def _write_npy_rows(handle: BinaryIO, n: int, like: np.ndarray, batches: Iterable[np.ndarray]) -> None:
+    """A .npy of ``n`` rows shaped like ``like``'s, written batch by batch."""
+    np.lib.format.write_array_header_2_0(handle, _npy_header(n, like))
+    written = 0
+    for batch in batches:
+        handle.write(np.ascontiguousarray(batch, like.dtype).tobytes())
+        written += len(batch)
+    if written != n:
+        raise InputError(f"expected {n} samples, the sampler gave {written}")
+
+
+def _write_npz_rows(handle: BinaryIO, n: int, like: np.ndarray,
+                    chunks: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> None:
+    """An uncompressed .npz with 'images' streamed chunk by chunk and 'labels' (when given) after them."""
+    labels: list[np.ndarray] = []
+
+    def images() -> Iterator[np.ndarray]:
+        for batch, batch_labels in chunks:
+            if batch_labels is not None:
+                labels.append(batch_labels)
+            yield batch
+
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            _write_npy_rows(member, n, like, images())
+        if labels:
+            archive.writestr("labels.npy", npy_bytes(np.concatenate(labels)))
+
+
+def _write_png_folder(target: Path, images: Iterable[np.ndarray]) -> None:
+    """Write (H, W, 1) uint8 images as ``target/000000.png``, ...; the folder appears complete or not at all: files
+    are written into a hidden temp folder beside it, which is then renamed to ``target`` (missing or empty)."""
     try:
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        tmp.chmod(umask_mode(0o777))  # mkdtemp's 0700 would hide the folder from the user's group
     except OSError as exc:
         raise InputError(f"cannot write {str(target)!r}: {exc.strerror or exc} (choose a writable output path)") from None
     try:
@@ -75,11 +126,4 @@ def npy_bytes(array: np.ndarray) -> bytes:
     """A ``.npy`` file holding ``array`` (no pickled objects)."""
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    """An uncompressed ``.npz`` holding ``arrays`` (no pickled objects)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     return buffer.getvalue()

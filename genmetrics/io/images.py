@@ -51,6 +51,7 @@ import collections
 import errno
 import hashlib
 import io
+import mmap
 import os
 import stat
 import sys
@@ -73,6 +74,10 @@ _PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "WEBP", "TIFF", "GIF")  # JPEG incl
 _ACCEPTED = ("a folder of images, a .zip of images, a .npy/.npz uint8 array, a uint8 numpy array or torch tensor, "
              "or a generator callable fn(n, generator) with num_samples")
 _MAX_ZIP_MEMBER_BYTES = 1 << 30  # refuse zip members that inflate beyond 1 GiB (zip bombs)
+MAX_FOLDER_DEPTH = 256  # folders nested deeper than this are refused (the walk is iterative either way)
+MAX_ASPECT_RATIO = 256
+"""Longest side / shortest side of an image at most: resizing the shortest side of a longer one to an extractor's
+input (up to 512 px) would need gigabytes for one image, so it is a bad file (read from the header)."""
 _HASH_CHUNK_BYTES = 64 << 20
 _UNREADABLE = hashlib.sha256(b"genmetrics: unreadable item").digest()
 _RGB_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "HSV"})
@@ -118,17 +123,29 @@ def _decode(data: bytes, path: str) -> np.ndarray:
     if not data:
         raise DecodeError(path, "empty file")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as img:  # checks the size from the header
+                _check_aspect_ratio(*img.size)
                 img.load()
-                return to_rgb_uint8(img)
+                rgb = to_rgb_uint8(img)
+        for warning in caught:  # PIL's (e.g. "Corrupt EXIF data") do not say which file
+            warnings.warn(f"{path!r}: {warning.message}", warning.category, stacklevel=2)
+        return rgb
     except UnidentifiedImageError:
         raise DecodeError(path, "not a PNG, JPEG, BMP, WebP, TIFF or GIF image") from None
     except InputError as e:
         raise DecodeError(path, str(e)) from None
     except Exception as e:  # PIL plugins raise many exception types on malformed data
         raise DecodeError(path, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
+
+
+def _check_aspect_ratio(width: int, height: int) -> None:
+    """InputError for an image more than MAX_ASPECT_RATIO times longer than wide (or vice versa)."""
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InputError(f"its {width}x{height} pixels are more than {MAX_ASPECT_RATIO} times longer than wide: "
+                         "resizing it for an extractor would need gigabytes")
 
 
 def printable(text: str) -> str:
@@ -293,6 +310,7 @@ class ArraySource(ImageSource):
         self._indices = indices
         self._shape = array.shape
         self._n = array.shape[0] if indices is None else len(indices)
+        self._read_bytes = 0  # decoded since the mapped pages were last released
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -326,7 +344,12 @@ class ArraySource(ImageSource):
         return f"{self._label}[{self._source_index(index)}]"
 
     def load(self, index: int) -> np.ndarray:
-        return to_rgb_uint8(self._item(index))
+        rgb = to_rgb_uint8(self._item(index))
+        self._read_bytes += rgb.nbytes
+        if self._read_bytes > _HASH_CHUNK_BYTES:  # a mapped file: keep one stretch of it resident, not all
+            _release_pages(self._get_array())
+            self._read_bytes = 0
+        return rgb
 
     def raw_bytes_hash(self, index: int) -> str:
         return _hash_array_item(self._item(index))
@@ -340,6 +363,7 @@ class ArraySource(ImageSource):
             stop = min(start + per_chunk, self._n)
             chunk = arr[start:stop] if self._indices is None else arr[self._indices[start:stop]]
             h.update(np.ascontiguousarray(chunk).data)
+            _release_pages(arr)
         return h.hexdigest()
 
 
@@ -443,14 +467,76 @@ def _check_batch(arr: Any, what: str) -> tuple[np.ndarray, str]:
         raise InputError(f"{what} holds 0 images; pass at least one")
     if 0 in arr.shape:
         raise InputError(f"{what} has shape {arr.shape} with an empty image axis; images must be at least 1x1")
+    height, width = arr.shape[2:] if layout == "NCHW" else arr.shape[1:3]
+    try:
+        _check_aspect_ratio(width, height)
+    except InputError as error:
+        raise InputError(f"{what}: {error}") from None
     return arr, layout
+
+
+def _map_npy(path: str, start: int) -> np.ndarray | None:
+    """The array of the .npy data that begins at byte ``start`` of ``path`` (a .npy file, or an uncompressed .npz
+    member), memory-mapped read-only: a read-only ndarray over an ``mmap.mmap``. None where numpy's own reader must
+    decide (a newer format, object arrays, no data)."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        version = np.lib.format.read_magic(handle)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            return None
+        shape, fortran_order, dtype = read_header(handle)
+        data = handle.tell()
+        count = int(np.prod(shape))
+        if dtype.hasobject or count == 0:
+            return None
+        aligned = data - data % mmap.ALLOCATIONGRANULARITY
+        mapped = mmap.mmap(handle.fileno(), data - aligned + count * dtype.itemsize, access=mmap.ACCESS_READ,
+                           offset=aligned)
+    return np.frombuffer(mapped, dtype, count, offset=data - aligned).reshape(shape, order="F" if fortran_order else "C")
+
+
+def mapped_file(array: np.ndarray) -> mmap.mmap | None:
+    """The ``mmap.mmap`` under ``array`` (from :func:`_map_npy`), or None for an array in memory."""
+    base: Any = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return base
+
+
+def _release_pages(array: np.ndarray) -> None:
+    """Drop the resident pages of the mmap under ``array`` (if any): they are clean file pages, read again on the
+    next access, so reading a large file item by item keeps the resident memory of one stretch of it."""
+    mapped = mapped_file(array)
+    if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def _npz_member(path: str, npz: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """The array ``key`` of the open .npz ``npz``: memory-mapped when stored uncompressed (np.savez), so its size
+    costs no memory; read whole when compressed (np.savez_compressed) up to _MAX_ZIP_MEMBER_BYTES inflated."""
+    info = npz.zip.getinfo(f"{key}.npy") if f"{key}.npy" in npz.zip.namelist() else npz.zip.getinfo(key)
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        if info.file_size > _MAX_ZIP_MEMBER_BYTES:
+            raise InputError(f"array {key!r} of {path!r} is compressed and inflates to {info.file_size / 2**30:.1f} "
+                             f"GiB, over the {_MAX_ZIP_MEMBER_BYTES >> 30} GiB limit for compressed members; save "
+                             "it uncompressed (np.save or np.savez, which are memory-mapped)")
+        return npz[key]
+    with open(path, "rb") as handle:  # the member's data follow its local header (30 bytes, name, extra field)
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    mapped = _map_npy(path, start)
+    return npz[key] if mapped is None else mapped
 
 
 def _read_array_file(path: str) -> tuple[np.ndarray, str, str]:
     """Load a ``.npy`` (memory-mapped) or ``.npz`` file: ``(array, layout, item label)``."""
     base = os.path.basename(path)
     try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)  # mmap_mode is ignored for .npz
+        loaded = _map_npy(path, 0) if not zipfile.is_zipfile(path) else None
+        loaded = np.load(path, allow_pickle=False) if loaded is None else loaded
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 keys = list(loaded.files)
@@ -461,7 +547,7 @@ def _read_array_file(path: str) -> tuple[np.ndarray, str, str]:
                 else:
                     raise InputError(f"{path!r} holds arrays {keys}; it must hold exactly one array, "
                                      "or the images under the key 'images' or 'arr_0'")
-                arr, label, what = loaded[key], f"{base}[{key!r}]", f"array {key!r} of {path!r}"
+                arr, label, what = _npz_member(path, loaded, key), f"{base}[{key!r}]", f"array {key!r} of {path!r}"
         else:
             arr, label, what = loaded, base, repr(path)
     except InputError:
@@ -478,34 +564,50 @@ def _read_array_file(path: str) -> tuple[np.ndarray, str, str]:
     return (*_check_batch(arr, what), label)
 
 
+def _scan(folder: str, root: str) -> list[os.DirEntry]:
+    """The entries of ``folder``; InputError naming it when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as e:
+        raise InputError(f"cannot list folder {folder!r}: {e.strerror or e}; fix its permissions "
+                         f"or move it out of {root!r}") from None
+
+
 def _list_folder(root: str) -> list[str]:
     """Relative POSIX paths of the image files under ``root``, sorted.
 
-    Symlinked files are listed (a broken one fails later, in ``load``); symlinked folders are
-    followed, but each real folder is visited once, so symlink loops and duplicates are cut.
+    An iterative walk, at most MAX_FOLDER_DEPTH folders deep (InputError deeper). Symlinked files are listed (a
+    broken one fails later, in ``load``); symlinked folders are followed, but each real folder (device, inode)
+    is visited once, so symlink loops and duplicates are cut.
     """
-    def fail(e: OSError) -> None:
-        raise InputError(f"cannot list folder {e.filename!r}: {e.strerror or e}; fix its permissions "
-                         f"or move it out of {root!r}")
-
     images: list[str] = []
     others: collections.Counter[str] = collections.Counter()
-    visited = {os.path.realpath(root)}
-    for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
-        kept = []
-        for d in sorted(dirnames):
-            real = os.path.realpath(os.path.join(dirpath, d))
-            if real not in visited:
-                visited.add(real)
-                kept.append(d)
-        dirnames[:] = kept
-        rel = PurePosixPath(*os.path.relpath(dirpath, root).split(os.sep))
-        for f in filenames:
-            ext = os.path.splitext(f)[1].lower()
+    root_stat = os.stat(root)
+    visited = {(root_stat.st_dev, root_stat.st_ino)}
+    pending = [(root, PurePosixPath(), 0)]
+    while pending:
+        folder, rel, depth = pending.pop()
+        subfolders = []
+        for entry in sorted(_scan(folder, root), key=lambda e: e.name):
+            try:
+                real = entry.stat() if entry.is_dir() else None  # both follow symlinks
+            except OSError:  # a broken or looping link: listed as a file, it fails when read
+                real = None
+            if real is not None:
+                if (real.st_dev, real.st_ino) not in visited:
+                    visited.add((real.st_dev, real.st_ino))
+                    subfolders.append(entry)
+                continue
+            ext = os.path.splitext(entry.name)[1].lower()
             if ext in IMAGE_EXTENSIONS:
-                images.append(str(rel / f))
+                images.append(str(rel / entry.name))
             else:
                 others[ext or "(no extension)"] += 1
+        if subfolders and depth == MAX_FOLDER_DEPTH:
+            raise InputError(f"folder {root!r} nests folders deeper than {MAX_FOLDER_DEPTH} levels (at "
+                             f"{subfolders[0].path!r}); move the images into a shallower folder")
+        pending.extend((entry.path, rel / entry.name, depth + 1) for entry in reversed(subfolders))
     if not images:
         raise InputError(f"folder {root!r} has no image files{_others_note(others)}; "
                          f"accepted extensions: {', '.join(IMAGE_EXTENSIONS)}")

@@ -8,15 +8,24 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from scipy.linalg import lapack
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import StatsError
 from genmetrics.io.atomic import atomic_write, check_writable
 
 FORMAT = "genmetrics-stats/1"
+ARRAYS = ("mu", "sigma", "meta", "features")  # the members read; any other is never loaded
+MAX_META_DEPTH = 32  # nesting levels of the metadata JSON
+MAX_META_BYTES = 16 << 20  # the metadata member, inflated
+MAX_N = 10 ** 12  # a larger sample count is not a real data set
+MAX_ABS = 1e100  # larger statistics overflow fp64 in FID's squares and products
+PSD_RTOL = 1e-8  # sigma + PSD_RTOL * max(diag) * I must factor: covariances are PSD up to round-off
 
 
 @dataclass(frozen=True)
@@ -31,11 +40,12 @@ class Stats:
     features: np.ndarray | None = None  # (M, D) float32 (float16 kept as is when saving), M <= n, when stored
 
 
-def check_output(path: str | os.PathLike) -> None:
-    """Raise now, before any extraction, unless stats can be saved to ``path``: an .npz name in a writable folder."""
+def check_output(path: str | os.PathLike, inputs: Iterable[Any] = ()) -> None:
+    """Raise now, before any extraction, unless stats can be saved to ``path``: an .npz name in a writable folder,
+    not one of ``inputs``."""
     if Path(path).suffix != ".npz":
         raise StatsError(f"stats output {str(path)!r} must end in .npz")
-    check_writable(path)
+    check_writable(path, inputs)
 
 
 def save_stats(path: str | os.PathLike, stats: Stats) -> None:
@@ -62,25 +72,31 @@ def load_stats(path: str | os.PathLike) -> Stats:
         raise StatsError(f"stats file {name!r} is not a valid .npz file; write one with `genmetrics stats`")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+            arrays = _read_members(data, name)
+            others = sorted(set(data.files) - set(ARRAYS))
     except FileNotFoundError:
         raise StatsError(f"stats file {name!r} does not exist") from None
+    except StatsError:
+        raise
     except Exception as exc:  # OSError, BadZipFile, EOFError, NotImplementedError (zip version), TokenError, ...
         if isinstance(exc, ValueError) and "pickle" in str(exc):  # refused by allow_pickle=False, never executed
             raise StatsError(f"stats file {name!r} cannot be read without pickle ({exc}); rebuild it with "
                              "`genmetrics stats`") from None
         raise StatsError(f"stats file {name!r} is not a valid .npz file ({type(exc).__name__}: {exc})") from None
     if not isinstance(arrays, dict) or not {"mu", "sigma"} <= arrays.keys():
-        raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted(arrays)})")
+        raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted([*arrays, *others])})")
     if "meta" not in arrays:
         raise StatsError(f"stats file {name!r} has no genmetrics metadata (a pytorch-fid file?), so its extractor "
                          "and resize cannot be checked; rebuild it with `genmetrics stats SRC -o FILE`")
+    meta = _read_meta(arrays["meta"], name)
     try:
-        meta = json.loads(str(arrays["meta"]))
         extractor = ExtractorSpec(**meta["extractor"])
-        n = int(meta["n"])
+        n = meta["n"]
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise StatsError(f"stats file {name!r} has malformed metadata ({type(exc).__name__}: {exc})") from None
+    if type(n) is not int or not 2 <= n <= MAX_N:
+        raise StatsError(f"stats file {name!r}: its metadata gives n={n!r} samples; statistics need an integer "
+                         f"from 2 to {MAX_N:.0e} (rebuild the file with `genmetrics stats`)")
     mu, sigma = arrays["mu"], arrays["sigma"]
     dim = extractor.dim
     if mu.shape != (dim,) or sigma.shape != (dim, dim):
@@ -89,11 +105,80 @@ def load_stats(path: str | os.PathLike) -> Stats:
     features = arrays.get("features")
     if features is not None and (features.ndim != 2 or features.shape[1] != dim):
         raise StatsError(f"stats file {name!r}: features have shape {features.shape}, expected (N, {dim})")
+    if features is not None and len(features) < 2:
+        raise StatsError(f"stats file {name!r}: 'features' has {len(features)} rows; KID and the k-NN metrics need at "
+                         "least 2 feature rows (rebuild it with `genmetrics stats --features`)")
+    if features is not None and (len(features) > n or (len(features) < n and "features_subset" not in meta)):
+        raise StatsError(f"stats file {name!r}: {len(features)} feature rows for n={n} samples (a subset must be "
+                         "described by 'features_subset' in the metadata); rebuild it with `genmetrics stats`")
     for key, array in (("mu", mu), ("sigma", sigma), ("features", features)):
         if array is not None and (not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all()):
             raise StatsError(f"stats file {name!r}: '{key}' contains NaN/inf or is not floating point")
+        if array is not None and array.size and np.abs(array).max() > MAX_ABS:
+            raise StatsError(f"stats file {name!r}: '{key}' holds values up to {np.abs(array).max():.3g}, beyond "
+                             f"{MAX_ABS:.0e}: they overflow fp64 in the metrics; rebuild it with `genmetrics stats`")
+    _check_covariance(sigma.astype(np.float64), name)
     return Stats(mu=mu.astype(np.float64), sigma=sigma.astype(np.float64), n=n, extractor=extractor, meta=meta,
                  features=None if features is None else features.astype(np.float32))
+
+
+def _read_members(data: np.lib.npyio.NpzFile, name: str) -> dict[str, np.ndarray]:
+    """The members of ARRAYS in ``data`` (no other is read), each refused before it is inflated when its size
+    exceeds what the metadata's dimension and n allow (a few kilobytes on disk can inflate to gigabytes)."""
+    sizes = {key: data.zip.getinfo(f"{key}.npy").file_size for key in ARRAYS if key in data.files}
+    limits = {"meta": MAX_META_BYTES}
+    if "meta" in sizes and sizes["meta"] <= MAX_META_BYTES:
+        try:
+            meta = json.loads(str(data["meta"]))
+            dim, n = int(meta["extractor"]["dim"]), int(meta["n"])
+            limits.update(mu=8 * dim + 4096, sigma=8 * dim * dim + 4096, features=8 * n * dim + 4096)
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            pass  # malformed metadata: refused with its reason once read
+    for key, size in sizes.items():
+        if size > limits.get(key, size):
+            raise StatsError(f"stats file {name!r}: member '{key}' inflates to {size:,} bytes, more than its "
+                             f"metadata allows ({limits[key]:,}); rebuild it with `genmetrics stats`")
+    return {key: data[key] for key in sizes}
+
+
+def _read_meta(raw: np.ndarray, name: str) -> dict:
+    """The metadata JSON object of stats file ``name``: no NaN/Infinity tokens, at most MAX_META_DEPTH levels."""
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    try:
+        meta = json.loads(str(raw), parse_constant=refuse)
+    except RecursionError:
+        meta = None
+    except ValueError as exc:
+        raise StatsError(f"stats file {name!r} has malformed metadata (ValueError: {exc})") from None
+    stack, depth_ok = [(meta, 1)], meta is not None
+    while stack and depth_ok:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        depth_ok = depth <= MAX_META_DEPTH
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    if not depth_ok:
+        raise StatsError(f"stats file {name!r}: its metadata is nested deeper than {MAX_META_DEPTH} levels; rebuild "
+                         "it with `genmetrics stats`")
+    if not isinstance(meta, dict):
+        raise StatsError(f"stats file {name!r} has malformed metadata (not a JSON object)")
+    return meta
+
+
+def _check_covariance(sigma: np.ndarray, name: str) -> None:
+    """StatsError unless ``sigma`` (d, d) fp64 is symmetric and positive semi-definite up to round-off: the
+    Cholesky factorisation of sigma + PSD_RTOL * max(diag) * I succeeds (an eigenvalue below about -PSD_RTOL *
+    max(diag) makes it fail)."""
+    scale = float(np.abs(sigma).max(initial=0.0))
+    if not np.array_equal(sigma, sigma.T) and np.abs(sigma - sigma.T).max() > 1e-5 * scale:
+        raise StatsError(f"stats file {name!r}: 'sigma' is not symmetric, so it is no covariance matrix; rebuild "
+                         "it with `genmetrics stats`")
+    shift = PSD_RTOL * max(float(np.diag(sigma).max(initial=0.0)), 0.0) + np.finfo(np.float64).tiny
+    _, info = lapack.dpotrf(sigma + shift * np.eye(len(sigma)), lower=1, clean=0, overwrite_a=1)
+    if info != 0 or np.diag(sigma).min(initial=0.0) < 0:
+        raise StatsError(f"stats file {name!r}: 'sigma' is not positive semi-definite (a covariance matrix is), "
+                         "so it cannot give a valid FID; rebuild it with `genmetrics stats`")
 
 
 def check_compatible(spec: ExtractorSpec, ref: ExtractorSpec, ref_name: str, *, force_precision: bool = False) -> bool:

@@ -63,9 +63,9 @@ def _psd_factor(sigma: np.ndarray) -> np.ndarray:
 
 
 def fid_replicates(feats_gen: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndarray, counts: np.ndarray,
-                   device: str = "cpu") -> np.ndarray:
+                   device: str = "cpu", done: Callable[[], None] = lambda: None) -> np.ndarray:
     """FID (B,) of each replicate of ``feats_gen`` (m, d) given by ``counts`` (B, m) against (mu_ref (d,),
-    sigma_ref (d, d)); fp64 on ``device``."""
+    sigma_ref (d, d)); fp64 on ``device``. ``done()`` is called after each replicate (a progress bar's tick)."""
     def as_tensor(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=torch.float64, device=device)
 
@@ -90,6 +90,7 @@ def fid_replicates(feats_gen: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndar
         gram = z @ z.T if len(z) < z.shape[1] else z.T @ z
         tr_sqrt = torch.linalg.eigvalsh(gram / (m - 1)).clamp(min=0).sqrt().sum()
         out[b] = float(diff @ diff + trace_gen + trace_ref - 2 * tr_sqrt)
+        done()
     return out
 
 
@@ -149,9 +150,15 @@ def mmd2_replicates(feats_gen: np.ndarray, feats_ref: np.ndarray, counts: np.nda
     return within / (m * (m - 1)) + ref_term - 2 * (counts @ cross) / (m * n)
 
 
-def is_replicates(logits: np.ndarray, indices: np.ndarray, splits: int) -> np.ndarray:
-    """Inception Score means (B,) of the resampled ``logits`` (m, C) rows ``indices`` (B, m)."""
-    return np.array([inception_score(logits[rows], splits=splits)[0] for rows in indices])
+def is_replicates(logits: np.ndarray, indices: np.ndarray, splits: int,
+                  done: Callable[[], None] = lambda: None) -> np.ndarray:
+    """Inception Score means (B,) of the resampled ``logits`` (m, C) rows ``indices`` (B, m); ``done()`` is called
+    after each replicate."""
+    out = np.empty(len(indices))
+    for b, rows in enumerate(indices):
+        out[b] = inception_score(logits[rows], splits=splits)[0]
+        done()
+    return out
 
 
 def manifold_replicates(incidence: ManifoldIncidence, counts: np.ndarray) -> dict[str, np.ndarray]:

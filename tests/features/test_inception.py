@@ -52,12 +52,16 @@ def test_mapping_matches_fid_helper_torchscript(inception):
     assert torch.allclose(ours, original, atol=1e-4)
 
 
-@pytest.mark.parametrize("height, width", [(28, 28), (32, 32), (64, 48), (17, 300), (299, 299), (512, 512)])
+@pytest.mark.parametrize("height, width", [(28, 28), (32, 32), (64, 48), (17, 300), (300, 17), (1, 2000),
+                                           (299, 299), (512, 512)])
 def test_tf1_resize_is_torch_fidelity_bit_for_bit(height, width):
+    """Rows or columns gathered first, from uint8 or float32: the same bits as torch-fidelity."""
     image = torch.from_numpy(random_images(1, size=max(height, width), seed=height)[0, :height, :width])
     chw = image.permute(2, 0, 1).float()
     theirs = interpolate_bilinear_2d_like_tensorflow1x(chw[None], size=(299, 299), align_corners=False)[0]
     assert torch.equal(resize_tf1(chw, 299), theirs)
+    from_uint8 = resize_tf1(image.permute(2, 0, 1), 299)
+    assert from_uint8.dtype == torch.float32 and torch.equal(from_uint8, theirs)
 
 
 def test_fused_trunk_general_path_matches_onednn_path(inception):
