@@ -43,6 +43,7 @@ from torch import nn
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import InputError, WeightsError
+from genmetrics.features.weights import not_a_weights_file
 
 FASHION_CNN_NAME = "fashion-cnn"
 WEIGHTS_PATH = Path(__file__).with_name("fashion_cnn.safetensors")
@@ -87,6 +88,9 @@ def load_fashion_cnn(path: str | os.PathLike | None = None, *, trust_weights: bo
     path = Path(path) if path is not None else WEIGHTS_PATH
     how = (f"reinstall genmetrics to restore the shipped {WEIGHTS_PATH.name}, or retrain it with "
            "`python data_stats/train_fashion_cnn.py`")
+    problem = not_a_weights_file(path)
+    if problem and problem != "do not exist":  # a folder or device is never read (/dev/zero would never end)
+        raise WeightsError(f"fashion-cnn weights {str(path)!r} {problem}; {how}")
     try:
         raw = path.read_bytes()
     except OSError as exc:

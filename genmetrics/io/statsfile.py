@@ -72,7 +72,7 @@ def load_stats(path: str | os.PathLike) -> Stats:
         raise StatsError(f"stats file {name!r} is not a valid .npz file; write one with `genmetrics stats`")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = _read_members(data, name)
+            arrays, meta = _read_members(data, name)
             others = sorted(set(data.files) - set(ARRAYS))
     except FileNotFoundError:
         raise StatsError(f"stats file {name!r} does not exist") from None
@@ -85,10 +85,9 @@ def load_stats(path: str | os.PathLike) -> Stats:
         raise StatsError(f"stats file {name!r} is not a valid .npz file ({type(exc).__name__}: {exc})") from None
     if not isinstance(arrays, dict) or not {"mu", "sigma"} <= arrays.keys():
         raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted([*arrays, *others])})")
-    if "meta" not in arrays:
+    if meta is None:
         raise StatsError(f"stats file {name!r} has no genmetrics metadata (a pytorch-fid file?), so its extractor "
                          "and resize cannot be checked; rebuild it with `genmetrics stats SRC -o FILE`")
-    meta = _read_meta(arrays["meta"], name)
     try:
         extractor = ExtractorSpec(**meta["extractor"])
         n = meta["n"]
@@ -114,31 +113,36 @@ def load_stats(path: str | os.PathLike) -> Stats:
     for key, array in (("mu", mu), ("sigma", sigma), ("features", features)):
         if array is not None and (not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all()):
             raise StatsError(f"stats file {name!r}: '{key}' contains NaN/inf or is not floating point")
-        if array is not None and array.size and np.abs(array).max() > MAX_ABS:
-            raise StatsError(f"stats file {name!r}: '{key}' holds values up to {np.abs(array).max():.3g}, beyond "
+        largest = float(np.abs(array).max()) if array is not None and array.size else 0.0
+        if largest > MAX_ABS:
+            raise StatsError(f"stats file {name!r}: '{key}' holds values up to {largest:.3g}, beyond "
                              f"{MAX_ABS:.0e}: they overflow fp64 in the metrics; rebuild it with `genmetrics stats`")
     _check_covariance(sigma.astype(np.float64), name)
     return Stats(mu=mu.astype(np.float64), sigma=sigma.astype(np.float64), n=n, extractor=extractor, meta=meta,
                  features=None if features is None else features.astype(np.float32))
 
 
-def _read_members(data: np.lib.npyio.NpzFile, name: str) -> dict[str, np.ndarray]:
-    """The members of ARRAYS in ``data`` (no other is read), each refused before it is inflated when its size
-    exceeds what the metadata's dimension and n allow (a few kilobytes on disk can inflate to gigabytes)."""
+def _read_members(data: np.lib.npyio.NpzFile, name: str) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The arrays 'mu', 'sigma' and 'features' of ``data`` and its metadata (:func:`_read_meta`; None without
+    one). No other member is read, and each is refused before it is inflated when its size exceeds what the
+    metadata's dimension and n allow (a few kilobytes on disk can inflate to gigabytes)."""
     sizes = {key: data.zip.getinfo(f"{key}.npy").file_size for key in ARRAYS if key in data.files}
     limits = {"meta": MAX_META_BYTES}
-    if "meta" in sizes and sizes["meta"] <= MAX_META_BYTES:
-        try:
-            meta = json.loads(str(data["meta"]))
-            dim, n = int(meta["extractor"]["dim"]), int(meta["n"])
+    if sizes.get("meta", 0) > MAX_META_BYTES:
+        raise StatsError(f"stats file {name!r}: its metadata inflates to {sizes['meta']:,} bytes, more than "
+                         f"{MAX_META_BYTES:,}; rebuild it with `genmetrics stats`")
+    meta = _read_meta(data["meta"], name) if "meta" in sizes else None
+    try:
+        dim, n = int(meta["extractor"]["dim"]), int(meta["n"])
+        if dim >= 1 and 2 <= n <= MAX_N:
             limits.update(mu=8 * dim + 4096, sigma=8 * dim * dim + 4096, features=8 * n * dim + 4096)
-        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
-            pass  # malformed metadata: refused with its reason once read
+    except (KeyError, TypeError, ValueError, OverflowError):
+        pass  # no or malformed metadata: refused with its reason after this
     for key, size in sizes.items():
         if size > limits.get(key, size):
             raise StatsError(f"stats file {name!r}: member '{key}' inflates to {size:,} bytes, more than its "
                              f"metadata allows ({limits[key]:,}); rebuild it with `genmetrics stats`")
-    return {key: data[key] for key in sizes}
+    return {key: data[key] for key in sizes if key != "meta"}, meta
 
 
 def _read_meta(raw: np.ndarray, name: str) -> dict:

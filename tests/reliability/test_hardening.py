@@ -21,6 +21,7 @@ from PIL import Image
 import genmetrics
 from genmetrics.errors import ConfigError, InputError, MetricError, StatsError, WeightsError
 from genmetrics.features.cache import FeatureCache
+from genmetrics.features.fashion_cnn import FashionCNNExtractor
 from genmetrics.features.inception import InceptionExtractor
 from genmetrics.io import images
 from genmetrics.io.atomic import check_writable, output_target
@@ -259,14 +260,14 @@ def test_stats_files_read_only_their_arrays_and_refuse_oversized_ones(tmp_path):
 
 def test_decoder_warnings_name_the_file(monkeypatch):
     original = Image.Image.load
+    png = images.io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
 
     def load_warning(self):
         warnings.warn("Corrupt EXIF data", UserWarning)
         return original(self)
 
     monkeypatch.setattr(Image.Image, "load", load_warning)
-    png = images.io.BytesIO()
-    Image.new("RGB", (4, 4)).save(png, "PNG")
     with pytest.warns(UserWarning, match=r"^'samples/x.png': Corrupt EXIF data$"):
         images._decode(png.getvalue(), "samples/x.png")
 
@@ -276,6 +277,8 @@ def test_weights_paths_that_are_folders_or_devices(tmp_path):
         InceptionExtractor(str(tmp_path))
     with pytest.raises(WeightsError, match="are not a regular file: a character device"):
         InceptionExtractor("/dev/zero")
+    with pytest.raises(WeightsError, match="are not a regular file: a character device"):
+        FashionCNNExtractor("/dev/zero")
 
 
 @pytest.mark.parametrize("check, fragment", [("fid>1e999", "the change inf is outside -1e+06..1e+06"),
