@@ -208,6 +208,12 @@ def compare(
     options = ExtractOptions.make(batch_size, device, workers, skip_bad, progress, cache)
     sources = {role: open_source(src, num_samples=num_samples, seed=seed)
                for role, src in (("baseline", baseline), ("candidate", candidate))}
+    for role, src in sources.items():  # before any extraction: the resampled indices must fit in memory
+        needed = 16 * bootstrap_replicates * len(src)  # int64 indices and fp64 counts, (replicates, n) each
+        if needed > MAX_BOOTSTRAP_BYTES:
+            raise ConfigError(f"--bootstrap {bootstrap_replicates} on {len(src)} {role} samples needs "
+                              f"{needed / 2**30:.1f} GiB for the resampled indices (limit "
+                              f"{MAX_BOOTSTRAP_BYTES >> 30} GiB); use fewer replicates (1,000 give 95% intervals)")
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
     if "is" in wanted:
@@ -223,11 +229,6 @@ def compare(
     for role, src in sources.items():
         stats, feats = _extract_stats(src, network, options, role, keep_features=True)
         warnings += _singular_warning(role, stats.n, network.spec.dim)
-        needed = 16 * bootstrap_replicates * stats.n  # int64 indices and fp64 counts, (replicates, n) each
-        if needed > MAX_BOOTSTRAP_BYTES:
-            raise ConfigError(f"--bootstrap {bootstrap_replicates} on {stats.n} {role} samples needs "
-                              f"{needed / 2**30:.1f} GiB for the resampled indices (limit "
-                              f"{MAX_BOOTSTRAP_BYTES >> 30} GiB); use fewer replicates (1,000 give 95% intervals)")
         indices = bootstrap.resample_indices(stats.n, bootstrap_replicates, rng)
         per_replicate = sum(metric in wanted for metric in ("fid", "is")) * bootstrap_replicates
         with tqdm(total=per_replicate, desc=f"bootstrap {role}", unit="replicate",

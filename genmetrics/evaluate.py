@@ -201,7 +201,7 @@ def compute_stats(
     ``out`` when given (by rank 0 alone under torchrun). ``cache=False`` neither reads nor writes the feature
     cache."""
     if out is not None:
-        check_output(out, [source])  # an unwritable output fails now, not after the extraction (every rank probes alike)
+        check_output(out, [source])  # an unwritable output fails now, not after the extraction (every rank alike)
     device = distributed.init_from_env(device)
     network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)

@@ -59,6 +59,17 @@ def check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> No
                           "both sides must come from the same extractor layer")
 
 
+SYMMETRY_RTOL = 1e-5
+"""Largest tolerated max|S - S^T| relative to max|S| for a covariance S: covariances saved in float32 pass, a
+swapped or corrupted matrix does not."""
+
+
+def is_symmetric(sigma: np.ndarray) -> bool:
+    """Whether the (d, d) ``sigma`` is symmetric within SYMMETRY_RTOL (np.cov and RunningStats give exact symmetry,
+    checked first)."""
+    return np.array_equal(sigma, sigma.T) or np.abs(sigma - sigma.T).max() <= SYMMETRY_RTOL * np.abs(sigma).max()
+
+
 def mean_cov(feats: Any) -> tuple[np.ndarray, np.ndarray]:
     """Two-pass fp64 mean (d,) and covariance (d, d) (ddof=1) of ``feats`` (n, d), n >= 2.
 

@@ -88,8 +88,8 @@ def load_fashion_cnn(path: str | os.PathLike | None = None, *, trust_weights: bo
     path = Path(path) if path is not None else WEIGHTS_PATH
     how = (f"reinstall genmetrics to restore the shipped {WEIGHTS_PATH.name}, or retrain it with "
            "`python data_stats/train_fashion_cnn.py`")
-    problem = not_a_weights_file(path)
-    if problem and problem != "do not exist":  # a folder or device is never read (/dev/zero would never end)
+    problem = not_a_weights_file(path) if path.exists() else None  # a missing file fails to be read, below
+    if problem:  # a folder or device is never read (/dev/zero would never end)
         raise WeightsError(f"fashion-cnn weights {str(path)!r} {problem}; {how}")
     try:
         raw = path.read_bytes()

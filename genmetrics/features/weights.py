@@ -47,7 +47,6 @@ class WeightsFile:
     verified: bool  # sha256 matches a known release
 
 
-
 def not_a_weights_file(path: Path) -> str | None:
     """Why ``path`` cannot be read as a weights file ("do not exist", "are a folder, not a file", "are not a
     regular file: a character device"), or None for a regular file."""
@@ -59,6 +58,7 @@ def not_a_weights_file(path: Path) -> str | None:
         return None
     kind = file_kind(mode)
     return "are a folder, not a file" if kind == "a folder" else f"are not a regular file: {kind}"
+
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks."""

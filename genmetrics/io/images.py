@@ -79,6 +79,7 @@ MAX_ASPECT_RATIO = 256
 """Longest side / shortest side of an image at most: resizing the shortest side of a longer one to an extractor's
 input (up to 512 px) would need gigabytes for one image, so it is a bad file (read from the header)."""
 _HASH_CHUNK_BYTES = 64 << 20
+_RELEASE_BYTES = 64 << 20  # images decoded from a memory-mapped array between releases of its resident pages
 _UNREADABLE = hashlib.sha256(b"genmetrics: unreadable item").digest()
 _RGB_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "HSV"})
 
@@ -346,7 +347,7 @@ class ArraySource(ImageSource):
     def load(self, index: int) -> np.ndarray:
         rgb = to_rgb_uint8(self._item(index))
         self._read_bytes += rgb.nbytes
-        if self._read_bytes > _HASH_CHUNK_BYTES:  # a mapped file: keep one stretch of it resident, not all
+        if self._read_bytes > _RELEASE_BYTES:  # a mapped file: keep one stretch of it resident, not all
             _release_pages(self._get_array())
             self._read_bytes = 0
         return rgb
@@ -494,7 +495,8 @@ def _map_npy(path: str, start: int) -> np.ndarray | None:
         aligned = data - data % mmap.ALLOCATIONGRANULARITY
         mapped = mmap.mmap(handle.fileno(), data - aligned + count * dtype.itemsize, access=mmap.ACCESS_READ,
                            offset=aligned)
-    return np.frombuffer(mapped, dtype, count, offset=data - aligned).reshape(shape, order="F" if fortran_order else "C")
+    array = np.frombuffer(mapped, dtype, count, offset=data - aligned)
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def mapped_file(array: np.ndarray) -> mmap.mmap | None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from scipy.linalg import lapack
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import StatsError
 from genmetrics.io.atomic import atomic_write, check_writable
+from genmetrics.stats import is_symmetric
 
 FORMAT = "genmetrics-stats/1"
 ARRAYS = ("mu", "sigma", "meta", "features")  # the members read; any other is never loaded
@@ -127,7 +128,7 @@ def _read_members(data: np.lib.npyio.NpzFile, name: str) -> tuple[dict[str, np.n
     one). No other member is read, and each is refused before it is inflated when its size exceeds what the
     metadata's dimension and n allow (a few kilobytes on disk can inflate to gigabytes)."""
     sizes = {key: data.zip.getinfo(f"{key}.npy").file_size for key in ARRAYS if key in data.files}
-    limits = {"meta": MAX_META_BYTES}
+    limits: dict[str, int] = {}
     if sizes.get("meta", 0) > MAX_META_BYTES:
         raise StatsError(f"stats file {name!r}: its metadata inflates to {sizes['meta']:,} bytes, more than "
                          f"{MAX_META_BYTES:,}; rebuild it with `genmetrics stats`")
@@ -174,8 +175,7 @@ def _check_covariance(sigma: np.ndarray, name: str) -> None:
     """StatsError unless ``sigma`` (d, d) fp64 is symmetric and positive semi-definite up to round-off: the
     Cholesky factorisation of sigma + PSD_RTOL * max(diag) * I succeeds (an eigenvalue below about -PSD_RTOL *
     max(diag) makes it fail)."""
-    scale = float(np.abs(sigma).max(initial=0.0))
-    if not np.array_equal(sigma, sigma.T) and np.abs(sigma - sigma.T).max() > 1e-5 * scale:
+    if not is_symmetric(sigma):
         raise StatsError(f"stats file {name!r}: 'sigma' is not symmetric, so it is no covariance matrix; rebuild "
                          "it with `genmetrics stats`")
     shift = PSD_RTOL * max(float(np.diag(sigma).max(initial=0.0)), 0.0) + np.finfo(np.float64).tiny

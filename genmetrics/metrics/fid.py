@@ -10,11 +10,7 @@ import numpy as np
 from scipy.linalg import eigh, lapack
 
 from genmetrics.errors import MetricError
-from genmetrics.stats import as_features, as_float64, check_same_dim, mean_cov
-
-# Largest tolerated max|S - S^T| relative to max|S|: covariances saved in float32 pass, a swapped
-# or corrupted matrix does not.
-_SYMMETRY_RTOL = 1e-5
+from genmetrics.stats import as_features, as_float64, check_same_dim, is_symmetric, mean_cov
 
 
 def _as_stats(mu: Any, sigma: Any, side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -26,8 +22,7 @@ def _as_stats(mu: Any, sigma: Any, side: str) -> tuple[np.ndarray, np.ndarray]:
     if sigma.shape != (mu.size, mu.size):
         raise MetricError(f"sigma{side} must be a ({mu.size}, {mu.size}) covariance matching mu{side}, "
                           f"got shape {sigma.shape}")
-    exact = np.array_equal(sigma, sigma.T)  # fast path: np.cov and RunningStats give exact symmetry
-    if not exact and np.abs(sigma - sigma.T).max() > _SYMMETRY_RTOL * np.abs(sigma).max():
+    if not is_symmetric(sigma):
         raise MetricError(f"sigma{side} is not symmetric; pass a covariance matrix (np.cov(feats, rowvar=False))")
     return mu, sigma
 

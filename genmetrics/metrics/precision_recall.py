@@ -6,9 +6,9 @@ and recall a point is inside a ball when its squared distance is ``<=`` that rad
 ``metric_prc.py`` (where features_1 = generated, features_2 = real); for density and coverage when it is
 ``<`` the radius, as in Naeem et al.'s reference code (``prdc.compute_prdc``), so a point on a ball's boundary
 counts for precision but not for density: two identical sets of distinct points have density 1, and samples
-with k or more exact duplicates have radius 0 and hold no point for density/coverage. Every squared distance is the canonical fp64 value
-D(x, y) = sum_t (x_t - y_t)^2 evaluated from the input values (float32 input widens exactly): fp64
-differences, squares and numpy's pairwise sum. Every radius and decision equals the one a brute-force
+with k or more exact duplicates have radius 0 and hold no point for density/coverage. Every squared distance is
+the canonical fp64 value D(x, y) = sum_t (x_t - y_t)^2 evaluated from the input values (float32 input widens
+exactly): fp64 differences, squares and numpy's pairwise sum. Every radius and decision equals the one a brute-force
 evaluation of D on all pairs gives, whatever ``block_size``.
 
 Speed without giving up exactness. Tiles of h ~= D/2 come from one float32 GEMM each, on copies centred on
@@ -187,7 +187,8 @@ class _BallTest:
             limit[half_r == 0] = -np.inf  # no distance is < 0: a strict ball of radius 0 holds nothing
         o, x = _hits(h, limit, owner_axis, work.mask(h.shape))
         # D / 2 <= h + err, so h below (or, not strict, at) half_r - err rounded down puts D inside the radius.
-        sure = self.inside_radius(h[(o, x) if owner_axis == 0 else (x, o)], _outward(half_r - err, h.dtype, up=False)[o])
+        sure = self.inside_radius(h[(o, x) if owner_axis == 0 else (x, o)],
+                                  _outward(half_r - err, h.dtype, up=False)[o])
         o, x = o + owners.start, x + others.start
         self._mark(o[sure], x[sure])
         self._border.append((o[~sure], x[~sure]))
