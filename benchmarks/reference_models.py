@@ -33,11 +33,12 @@ from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.kid import kid
 from genmetrics.metrics.precision_recall import precision_recall
 from genmetrics.references import resolve_reference
+from genmetrics.seeding import CHUNK
 from genmetrics_models.base import Generator
 from genmetrics_models.checkpoint import export_weights, load_checkpoint, read_config
 from genmetrics_models.data import fashion_mnist as fashion_mnist_with_labels
 from genmetrics_models.files import write_bytes
-from genmetrics_models.train import SAMPLE_CHUNK, draw, sample_chunks
+from genmetrics_models.train import draw, sample_chunks
 
 NUM_SAMPLES = 10_000
 SPEED_SAMPLES = 2_000
@@ -79,7 +80,7 @@ def sampling_speed(model: Generator, options: dict[str, Any], n: int = SPEED_SAM
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
-            draw(model, "fashion-mnist", SAMPLE_CHUNK, seed=1, **options)  # warm-up
+            draw(model, "fashion-mnist", CHUNK, seed=1, **options)  # warm-up
             start, drawn = time.perf_counter(), 0
             for images, _ in sample_chunks(model, "fashion-mnist", n, seed=0, **options):
                 drawn += len(images)

@@ -7,10 +7,9 @@ from typing import Any
 
 import click
 
-from genmetrics_cli.options import extraction_options
+from genmetrics_cli.options import metrics_option, extraction_options
 from genmetrics.compare import DEFAULT_BOOTSTRAP
 from genmetrics.compare import compare as compare_api
-from genmetrics.config import DEFAULT_METRICS
 from genmetrics.errors import ConfigError
 from genmetrics.features.distributed import is_main_process
 from genmetrics.io.atomic import atomic_write, check_writable
@@ -24,8 +23,7 @@ from genmetrics_models.checkpoint import latest_checkpoint, read_checkpoint
 @click.option("--ref", required=True,
               help="Reference: a source (folder, zip, array file), a stats file, or a shipped name "
                    "(`genmetrics stats --list`).")
-@click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
-              help="Comma-separated: fid,kid,is,pr,dc,cmmd.")
+@metrics_option(compare=True)
 @click.option("--bootstrap", "bootstrap_replicates", type=int, default=DEFAULT_BOOTSTRAP, show_default=True,
               help="Bootstrap replicates of each side's generated features (95% percentile intervals).")
 @click.option("--seed", type=int, default=0, show_default=True,

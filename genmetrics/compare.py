@@ -10,53 +10,50 @@ difference lies beyond the allowed change, i.e. its lower end is > X (its upper 
 """
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from genmetrics.config import DEFAULT_METRICS
-from genmetrics.errors import ConfigError
-from genmetrics.evaluate import (
-    ExtractOptions,
-    _extract_stats,
-    _needs_features,
-    _printable,
-    _reference,
-    _reference_warnings,
-    _side_provenance,
-    _singular_warning,
-    check_logits,
-    check_metric_support,
-    parse_metrics,
-    versions,
-)
+from genmetrics.errors import ConfigError, spell
 from genmetrics.features import distributed
-from genmetrics.features.extract import FeatureSet
-from genmetrics.features.registry import build_extractor
-from genmetrics.io.images import open_source
+from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.registry import ExtractorConfig
+from genmetrics.io.images import ImageSource, open_source
 from genmetrics.io.statsfile import Stats
-from genmetrics.metrics import bootstrap
-from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA
-from genmetrics.metrics.fid import fid_from_stats
-from genmetrics.metrics import check_finite
-from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
-from genmetrics.metrics.kid import polynomial_kernel
-from genmetrics.metrics.precision_recall import manifold_incidence
+from genmetrics.metrics import bootstrap, check_finite
+from genmetrics.metrics.cmmd import DEFAULT_SIGMA
+from genmetrics.metrics.registry import (
+    DEFAULT_METRICS,
+    METRICS,
+    ROWS,
+    BootstrapInputs,
+    MetricOptions,
+    metric_settings,
+    needs_features,
+    parse_metrics,
+    replicate_metrics,
+)
+from genmetrics.parameters import documented
+from genmetrics.pipeline import (
+    ExtractOptions,
+    build_network,
+    check_request,
+    extract_side,
+    load_reference,
+    metric_options,
+    reference_warnings,
+    resolve_configs,
+    singular_warning,
+)
+from genmetrics.result import Provenance, SideRecord
+from genmetrics.versions import versions
 
 LEVEL = 0.95
 DEFAULT_BOOTSTRAP = 200
-# --metrics name -> the rows it produces, and whether a larger value is better.
-_ROWS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
-         "dc": ("density", "coverage"), "cmmd": ("cmmd",)}
-HIGHER_IS_BETTER = {"fid": False, "kid": False, "cmmd": False, "is": True, "precision": True, "recall": True,
-                    "density": True, "coverage": True}
 MAX_BOOTSTRAP_BYTES = 4 << 30  # resampled indices and counts held at once
-_CHANGE_BOUND = {"precision": 1.0, "recall": 1.0, "coverage": 1.0}  # fractions: differences within [-1, 1]
-_DEFAULT_CHANGE_BOUND = 1e6  # no difference of FID, KID, IS, density or CMMD beyond this means anything
 _CHECK = re.compile(r"^\s*([a-z_]+)\s*([<>])\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
 
 
@@ -73,17 +70,17 @@ class Check:
     def parse(cls, text: str) -> Check:
         """``"fid>+0.5"`` -> Check("fid", ">", 0.5); ConfigError when malformed."""
         match = _CHECK.match(text.lower())
+        given = spell("fail_if", repr(text))
         if not match:
-            raise ConfigError(f"malformed --fail-if {text!r}: write METRIC>CHANGE or METRIC<CHANGE, e.g. "
-                              f"\"fid>+0.5\" or \"recall<-0.02\" (metrics: {', '.join(HIGHER_IS_BETTER)})")
+            raise ConfigError(f"malformed {given}: write METRIC>CHANGE or METRIC<CHANGE, e.g. "
+                              f"\"fid>+0.5\" or \"recall<-0.02\" (metrics: {', '.join(ROWS)})")
         metric, direction, allowed = match.groups()
-        if metric not in HIGHER_IS_BETTER:
-            raise ConfigError(f"--fail-if {text!r}: unknown metric {metric!r}; choose from "
-                              f"{', '.join(HIGHER_IS_BETTER)}")
+        if metric not in ROWS:
+            raise ConfigError(f"{given}: unknown metric {metric!r}; choose from {', '.join(ROWS)}")
         allowed = float(allowed)
-        bound = _CHANGE_BOUND.get(metric, _DEFAULT_CHANGE_BOUND)
+        bound = ROWS[metric].change_bound(metric)
         if not abs(allowed) <= bound:  # also inf: "fid>1e999" could never fail
-            raise ConfigError(f"--fail-if {text!r}: the change {allowed:g} is outside -{bound:g}..{bound:g}, the range "
+            raise ConfigError(f"{given}: the change {allowed:g} is outside -{bound:g}..{bound:g}, the range "
                               f"a difference of {metric} can take or matter in, so the check could never fail; give a "
                               "change within it")
         return cls(metric, direction, allowed, text.strip())
@@ -123,7 +120,7 @@ class Comparison:
 
     rows: list[MetricComparison]
     checks: list[CheckResult]
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance
 
     @property
     def passed(self) -> bool:
@@ -131,14 +128,14 @@ class Comparison:
 
     @property
     def warnings(self) -> list[str]:
-        return self.provenance.get("warnings", [])
+        return list(self.provenance.warnings)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--format json`` object: {"passed", "metrics": {name: {...}}, "checks": [...], "provenance"}."""
         return {"passed": self.passed,
                 "metrics": {row.metric: {k: v for k, v in asdict(row).items() if k != "metric"} for row in self.rows},
                 "checks": [asdict(check) for check in self.checks],
-                "provenance": self.provenance}
+                "provenance": self.provenance.to_dict()}
 
 
 @dataclass
@@ -151,9 +148,38 @@ class _Side:
 
 
 def _rows_of(wanted: tuple[str, ...]) -> list[str]:
-    return [row for metric in wanted for row in _ROWS[metric]]
+    return [row for metric in wanted for row in METRICS[metric].rows]
 
 
+def _check_request(wanted: tuple[str, ...], checks: list[Check], replicates: int, config: ExtractorConfig) -> None:
+    """ConfigError, before any work, for metrics compare does not take, checks of rows not computed and too few
+    replicates."""
+    refused = [name for name in wanted if METRICS[name].replicate is None]
+    if refused:
+        raise ConfigError(f"compare does not take {refused[0]} (it needs captions); compare distribution metrics: "
+                          + ",".join(name for name, metric in METRICS.items() if metric.replicate is not None))
+    check_request(wanted, config, has_reference=True)
+    rows = _rows_of(wanted)
+    for check in checks:
+        if check.metric not in rows:
+            raise ConfigError(f"{spell('fail_if', repr(check.text))} checks {check.metric!r}, which "
+                              f"{spell('metrics', ','.join(wanted))} does not compute (it gives {', '.join(rows)})")
+    if replicates < 10:
+        raise ConfigError(f"{spell('bootstrap_replicates', str(replicates))} is too few: at least 10 are needed for "
+                          "a 95% interval")
+
+
+def _check_memory(sources: dict[str, ImageSource], replicates: int) -> None:
+    """ConfigError before any extraction unless the resampled indices of every side fit in memory."""
+    for role, src in sources.items():
+        needed = 16 * replicates * len(src)  # int64 indices and fp64 counts, (replicates, n) each
+        if needed > MAX_BOOTSTRAP_BYTES:
+            raise ConfigError(f"{spell('bootstrap_replicates', str(replicates))} on {len(src)} {role} samples needs "
+                              f"{needed / 2**30:.1f} GiB for the resampled indices (limit "
+                              f"{MAX_BOOTSTRAP_BYTES >> 30} GiB); use fewer replicates (1,000 give 95% intervals)")
+
+
+@documented
 def compare(
     baseline: Any,
     candidate: Any,
@@ -164,11 +190,12 @@ def compare(
     bootstrap_replicates: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     num_samples: int | None = None,
-    extractor: str = "inception",
+    extractor: str | ExtractorConfig = "inception",
+    options: MetricOptions | None = None,
     inception_weights: str | None = None,
     trust_weights: bool = False,
-    resize: str = "tf1",
-    precision: str = "fp32",
+    resize: str | None = None,
+    precision: str | None = None,
     clip_model: str | None = None,
     clip_weights: str | None = None,
     batch_size: int = 32,
@@ -183,117 +210,81 @@ def compare(
     cache: bool = True,
     progress: bool = True,
 ) -> Comparison:
-    """Compare ``candidate`` with ``baseline`` (sources, as for ``score``, or callables with ``num_samples``)
-    against reference ``ref`` (a source, stats file or shipped name).
-
-    ``num_samples`` images of each side are used (a seeded subset of a larger source; a smaller one is an
-    error). ``bootstrap_replicates`` resamples of each side (seeded by ``seed``) give the 95% intervals;
-    ``fail_if`` checks (``"fid>+0.5"``) decide ``Comparison.passed``. KID here is the unbiased MMD^2 of the whole
-    sets (``score``'s ``kid_mean`` averages subsets; same expectation).
-    """
+    """Compare ``candidate`` with ``baseline`` against reference ``ref``: each side's and the difference's 95%
+    bootstrap intervals, and the ``fail_if`` checks that decide ``Comparison.passed``. ``num_samples`` images of
+    each side are used (a seeded subset of a larger source; a smaller one is an error). KID here is the unbiased
+    MMD^2 of the whole sets (``score``'s ``kid_mean`` averages subsets; same expectation)."""
     wanted = parse_metrics(metrics)
-    if "clip_score" in wanted:
-        raise ConfigError("compare does not take clip_score (it needs captions); compare distribution metrics: "
-                          + ",".join(_ROWS))
-    check_metric_support(wanted, extractor)
+    config, _ = resolve_configs(extractor, wanted, dict(
+        inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
+        clip_model=clip_model, clip_weights=clip_weights))
     checks = [Check.parse(text) for text in fail_if]
-    rows = _rows_of(wanted)
-    for check in checks:
-        if check.metric not in rows:
-            raise ConfigError(f"--fail-if {check.text!r} checks {check.metric!r}, which --metrics "
-                              f"{','.join(wanted)} does not compute (it gives {', '.join(rows)})")
-    if bootstrap_replicates < 10:
-        raise ConfigError(f"--bootstrap must be at least 10 for a 95% interval, got {bootstrap_replicates}")
-    device = distributed.init_from_env(device)
-    options = ExtractOptions.make(batch_size, device, workers, skip_bad, progress, cache)
+    _check_request(wanted, checks, bootstrap_replicates, config)
+    settings = metric_options(options, pr_k=pr_k, dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed)
+    engine = ExtractOptions.make(batch_size, distributed.init_from_env(device), workers, skip_bad, progress, cache)
     sources = {role: open_source(src, num_samples=num_samples, seed=seed)
                for role, src in (("baseline", baseline), ("candidate", candidate))}
-    for role, src in sources.items():  # before any extraction: the resampled indices must fit in memory
-        needed = 16 * bootstrap_replicates * len(src)  # int64 indices and fp64 counts, (replicates, n) each
-        if needed > MAX_BOOTSTRAP_BYTES:
-            raise ConfigError(f"--bootstrap {bootstrap_replicates} on {len(src)} {role} samples needs "
-                              f"{needed / 2**30:.1f} GiB for the resampled indices (limit "
-                              f"{MAX_BOOTSTRAP_BYTES >> 30} GiB); use fewer replicates (1,000 give 95% intervals)")
-    network = build_extractor(extractor, device, inception_weights=inception_weights, trust_weights=trust_weights,
-                              resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
-    if "is" in wanted:
-        check_logits(network)
-    ref_stats = _reference(ref, network, options, need_features=_needs_features(wanted), force=force) \
-        if set(wanted) - {"is"} else None
-    warnings = [] if ref_stats is None else _reference_warnings(ref_stats, network.spec.dim)
-    rng = np.random.default_rng(seed)
-    kernels = {"kid": polynomial_kernel, "cmmd": bootstrap.rbf_kernel(cmmd_sigma)}
-    ref_terms = {metric: bootstrap.mmd2_reference_term(ref_stats.features, kernels[metric])
-                 for metric in ("kid", "cmmd") if metric in wanted}
-    sides: dict[str, _Side] = {}
+    _check_memory(sources, bootstrap_replicates)
+    network = build_network(config, engine.device, wanted)
+    ref_stats = (load_reference(ref, network, engine, need_features=needs_features(wanted), force=force)
+                 if set(wanted) - {"is"} else None)
+    warnings = reference_warnings(ref_stats, network.spec.dim)
+    rng, shared, sides = np.random.default_rng(seed), {}, {}
     for role, src in sources.items():
-        stats, feats = _extract_stats(src, network, options, role, keep_features=True)
-        warnings += _singular_warning(role, stats.n, network.spec.dim)
-        indices = bootstrap.resample_indices(stats.n, bootstrap_replicates, rng)
-        per_replicate = sum(metric in wanted for metric in ("fid", "is")) * bootstrap_replicates
-        with tqdm(total=per_replicate, desc=f"bootstrap {role}", unit="replicate",
-                  disable=not progress or per_replicate == 0) as bar:
-            sides[role] = _measure(wanted, stats, feats, ref_stats, indices, kernels, ref_terms, device=device,
-                                   pr_k=pr_k, dc_k=dc_k, is_splits=is_splits, bar=bar)
-    table = []
-    for row in rows:
-        base, cand = sides["baseline"], sides["candidate"]
-        table.append(MetricComparison(
-            metric=row, baseline=base.values[row], candidate=cand.values[row],
-            difference=cand.values[row] - base.values[row],
-            baseline_interval=bootstrap.interval(base.replicates[row], base.values[row], LEVEL),
-            candidate_interval=bootstrap.interval(cand.replicates[row], cand.values[row], LEVEL),
-            difference_interval=bootstrap.interval(cand.replicates[row] - base.replicates[row],
-                                                   cand.values[row] - base.values[row], LEVEL),
-            higher_is_better=HIGHER_IS_BETTER[row]))
-    by_metric = {row.metric: row for row in table}
-    results = [CheckResult(check.text, check.metric, by_metric[check.metric].difference,
-                           by_metric[check.metric].difference_interval, check.fails(by_metric[check.metric].difference_interval))
-               for check in checks]
-    provenance = {
-        "extractor": network.spec.to_dict(), "weights_file": network.weights_path, "metrics": list(wanted),
-        "seed": seed, "bootstrap": {"replicates": bootstrap_replicates, "level": LEVEL,
-                                   "interval": "percentile, shifted by the bootstrap bias estimate",
-                                   "resampled": "generated features, with replacement; reference fixed"},
-        "pr_k": pr_k if "pr" in wanted else None, "dc_k": dc_k if "dc" in wanted else None,
-        "is_splits": is_splits if "is" in wanted else None,
-        "is_order": shuffle_provenance() if "is" in wanted else None,
-        "cmmd": {"sigma": cmmd_sigma, "scale": DEFAULT_SCALE} if "cmmd" in wanted else None,
-        "baseline": _side_provenance(sides["baseline"].stats), "candidate": _side_provenance(sides["candidate"].stats),
-        "reference": None if ref_stats is None else _side_provenance(ref_stats),
-        "versions": versions(), "warnings": warnings,
-    }
-    return Comparison(table, results, _printable({k: v for k, v in provenance.items() if v is not None}))
+        stats, feats = extract_side(src, network, engine, role, keep_features=True)
+        warnings += singular_warning(role, stats.n, network.spec.dim)
+        sides[role] = _measure(wanted, stats, feats.logits, ref_stats, bootstrap.resample_indices(
+            stats.n, bootstrap_replicates, rng), settings, shared, role, engine)
+    table = [_comparison_row(row, sides["baseline"], sides["candidate"]) for row in _rows_of(wanted)]
+    provenance = _provenance(network, wanted, settings, bootstrap_replicates, sides, ref_stats, warnings)
+    return Comparison(table, _check_results(checks, table), provenance)
 
 
-def _measure(wanted: tuple[str, ...], stats: Stats, feats: FeatureSet, ref: Stats | None, indices: np.ndarray,
-             kernels: dict[str, bootstrap.Kernel], ref_terms: dict[str, float], *, device: str, pr_k: int,
-             dc_k: int, is_splits: int, bar: tqdm) -> _Side:
-    """Point values and bootstrap replicates of every row of ``wanted`` for one generated set; ``bar`` counts the
-    replicates of the per-replicate metrics (FID, IS)."""
-    counts = bootstrap.counts_of(indices, stats.n)
-    tick = functools.partial(bar.update, 1)
-    ones = np.ones((1, stats.n))
-    values: dict[str, float] = {}
-    replicates: dict[str, np.ndarray] = {}
-    for metric in wanted:
-        if metric == "fid":
-            values["fid"] = fid_from_stats(stats.mu, stats.sigma, ref.mu, ref.sigma)
-            replicates["fid"] = bootstrap.fid_replicates(stats.features, ref.mu, ref.sigma, counts, device=device,
-                                                         done=tick)
-        elif metric in ("kid", "cmmd"):
-            scale = DEFAULT_SCALE if metric == "cmmd" else 1.0
-            both = np.concatenate([ones, counts])
-            mmd = scale * bootstrap.mmd2_replicates(stats.features, ref.features, both, kernels[metric],
-                                                    ref_terms[metric])
-            values[metric], replicates[metric] = float(mmd[0]), mmd[1:]
-        elif metric == "is":
-            values["is"] = inception_score(feats.logits, splits=is_splits)[0]
-            replicates["is"] = bootstrap.is_replicates(feats.logits, indices, is_splits, done=tick)
-    if {"pr", "dc"} & set(wanted):
-        incidence = manifold_incidence(ref.features, stats.features, k_pr=pr_k, k_dc=dc_k)
-        full = incidence.metrics()
-        for metric, found in bootstrap.manifold_replicates(incidence, counts).items():
-            if metric in _rows_of(wanted):
-                values[metric], replicates[metric] = float(getattr(full, metric)), found
-    return _Side(check_finite(values), replicates, stats)
+def _check_results(checks: list[Check], table: list[MetricComparison]) -> list[CheckResult]:
+    by_row = {row.metric: row for row in table}
+    return [CheckResult(check.text, check.metric, by_row[check.metric].difference,
+                        by_row[check.metric].difference_interval, check.fails(by_row[check.metric].difference_interval))
+            for check in checks]
+
+
+def _comparison_row(row: str, base: _Side, cand: _Side) -> MetricComparison:
+    """One row: point values, each side's and the difference's intervals."""
+    return MetricComparison(
+        metric=row, baseline=base.values[row], candidate=cand.values[row],
+        difference=cand.values[row] - base.values[row],
+        baseline_interval=bootstrap.interval(base.replicates[row], base.values[row], LEVEL),
+        candidate_interval=bootstrap.interval(cand.replicates[row], cand.values[row], LEVEL),
+        difference_interval=bootstrap.interval(cand.replicates[row] - base.replicates[row],
+                                               cand.values[row] - base.values[row], LEVEL),
+        higher_is_better=ROWS[row].higher_is_better)
+
+
+def _provenance(network: FeatureExtractor, wanted: tuple[str, ...], options: MetricOptions, replicates: int,
+                sides: dict[str, _Side], ref_stats: Stats | None, warnings: list[str]) -> Provenance:
+    records = {role: SideRecord.of(side.stats.n, side.stats.meta) for role, side in sides.items()}
+    if ref_stats is not None:
+        records["reference"] = SideRecord.of(ref_stats.n, ref_stats.meta)
+    resampling = {"replicates": replicates, "level": LEVEL,
+                  "interval": "percentile, shifted by the bootstrap bias estimate",
+                  "resampled": "generated features, with replacement; reference fixed"}
+    return Provenance(network.spec, network.weights_path, wanted, options.seed, records,
+                      metric_settings(wanted, options, compare=True), versions(), tuple(warnings),
+                      bootstrap=resampling)
+
+
+def _measure(wanted: tuple[str, ...], stats: Stats, logits: np.ndarray | None, ref: Stats | None,
+             indices: np.ndarray, options: MetricOptions, shared: dict[str, Any], role: str,
+             engine: ExtractOptions) -> _Side:
+    """Point values and bootstrap replicates of every row of ``wanted`` for one generated set; a progress bar
+    counts the replicates of the per-replicate metrics (FID, IS)."""
+    per_replicate = sum(name in wanted for name in ("fid", "is")) * len(indices)
+    with tqdm(total=per_replicate, desc=f"bootstrap {role}", unit="replicate",
+              disable=not engine.progress or per_replicate == 0) as bar:
+        inputs = BootstrapInputs(
+            stats.mu, stats.sigma, stats.features, logits, None if ref is None else ref.mu,
+            None if ref is None else ref.sigma, None if ref is None else ref.features, options, wanted,
+            indices=indices, counts=bootstrap.counts_of(indices, stats.n), device=engine.device,
+            done=lambda: bar.update(1), shared=shared)
+        found = replicate_metrics(inputs)
+    values = check_finite({row: value for row, (value, _) in found.items()})
+    return _Side(values, {row: replicates for row, (_, replicates) in found.items()}, stats)

@@ -11,9 +11,6 @@ PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 """``--precision`` choices -> the torch dtype name recorded in ``ExtractorSpec.precision``. fp32 is exact;
 bf16/fp16 are faster opt-in modes for monitoring, and their statistics are not comparable with fp32 ones."""
 
-METRICS = ("fid", "kid", "is", "pr", "dc", "cmmd", "clip_score")
-DEFAULT_METRICS = ("fid", "kid", "pr")
-
 
 @dataclass(frozen=True)
 class ExtractorSpec:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from genmetrics.errors import StatsError
+from genmetrics.errors import StatsError, phrase
 
 DATA_STATS_ENV = "GENMETRICS_DATA_STATS"
 
@@ -31,6 +32,13 @@ def list_references() -> list[dict]:
     return json.loads(_shipped_index().read_text())["references"]
 
 
+def is_reference_name(ref: Any) -> bool:
+    """Whether ``ref`` is read as the name of a shipped reference: a string that is no existing path and has no
+    '/' and no extension (``fashion-mnist-train``, not ``stats.npz`` or ``data/ref``). Such a name resolves with
+    :func:`resolve_reference`, an unknown one failing there."""
+    return isinstance(ref, str) and not Path(ref).exists() and "/" not in ref and not Path(ref).suffix
+
+
 def resolve_reference(name: str, extractor: str | None = None) -> Path:
     """Path of the stats file of a shipped reference called ``name``: the one computed with ``extractor`` (an
     ExtractorSpec name such as ``inception-v3-tf`` or ``fashion-cnn``) when shipped, else the first listed
@@ -41,8 +49,9 @@ def resolve_reference(name: str, extractor: str | None = None) -> Path:
         chosen = next((entry for entry in named if entry["extractor"] == extractor), named[0])
         return data_stats_dir() / chosen["file"]
     known = ", ".join(dict.fromkeys(entry["name"] for entry in entries))
-    raise StatsError(f"unknown reference {name!r}: not a path and not a shipped name (shipped: {known}; "
-                     "`genmetrics stats --list` shows them)")
+    lists = phrase("genmetrics.references.list_references() lists", "`genmetrics stats --list` shows")
+    raise StatsError(f"unknown reference {name!r}: not a path and not a shipped name (shipped: {known}; {lists} "
+                     "them)")
 
 DEMO_REFERENCE = "fashion-mnist-train"
 DEMO_GENERATED = "demo/fashion-mnist-test-300.npy"

@@ -9,26 +9,10 @@ import os
 from typing import Any
 
 from genmetrics.compare import Comparison
-from genmetrics.evaluate import Result
+from genmetrics.config import ExtractorSpec
 from genmetrics.io.atomic import atomic_write
-
-_LABELS = {
-    "fid": "FID",
-    "kid_mean": "KID (mean)",
-    "kid_std": "KID (std)",
-    "is_mean": "IS (mean)",
-    "is_std": "IS (std)",
-    "precision": "precision",
-    "recall": "recall",
-    "density": "density",
-    "coverage": "coverage",
-    "cmmd": "CMMD",
-    "clip_score_mean": "CLIPScore (mean)",
-    "clip_score_std": "CLIPScore (std)",
-    "ref_clip_score_mean": "RefCLIPScore (mean)",
-    "ref_clip_score_std": "RefCLIPScore (std)",
-}
-
+from genmetrics.metrics.registry import LABELS, ROWS
+from genmetrics.result import Provenance, Result
 
 def _finite_or_null(value: Any) -> Any:
     """``value`` (nested dicts, lists) with every non-finite float as None: JSON has no NaN or Infinity."""
@@ -52,23 +36,30 @@ def to_json(result: Result) -> str:
     return json_text(result.to_dict())
 
 
+def _extractor_line(spec: ExtractorSpec) -> str:
+    return (f"{spec.name} (weights sha256 {spec.weights_sha256[:12]}…, resize {spec.resize} to {spec.image_size}, "
+            f"{spec.precision})")
+
+
+def _side_lines(prov: Provenance) -> list[str]:
+    lines = []
+    for role in ("generated", "reference"):
+        side = prov.side(role)
+        if side:
+            skipped = f", {side.n_skipped} skipped" if side.n_skipped else ""
+            origin = f"{side.name or side.stats_file}: stats of " if side.stats_file else ""
+            lines.append(f"{role:<10} {origin}{side.source} (N={side.n}{skipped})")
+    return lines
+
+
 def to_table(result: Result) -> str:
     """Metric values, then the provenance a reader needs, then warnings."""
     prov = result.provenance
-    width = max(len(label) for label in _LABELS.values())
-    lines = [f"{_LABELS.get(key, key):<{width}}  {value:.6g}" for key, value in result.metrics.items()]
-    extractor = prov["extractor"]
-    lines.append("")
-    lines.append(f"extractor  {extractor['name']} (weights sha256 {extractor['weights_sha256'][:12]}…, "
-                 f"resize {extractor['resize']} to {extractor['image_size']}, {extractor['precision']})")
-    for role in ("generated", "reference"):
-        side = prov.get(role)
-        if side:
-            skipped = f", {side['n_skipped']} skipped" if side.get("n_skipped") else ""
-            origin = f"{side.get('name') or side['stats_file']}: stats of " if "stats_file" in side else ""
-            lines.append(f"{role:<10} {origin}{side['source']} (N={side['n']}{skipped})")
-    if "clip_score" in prov:
-        clip = prov["clip_score"]
+    width = max(len(label) for label in LABELS.values())
+    lines = [f"{LABELS.get(key, key):<{width}}  {value:.6g}" for key, value in result.metrics.items()]
+    lines += ["", f"extractor  {_extractor_line(prov.extractor)}", *_side_lines(prov)]
+    if prov.clip_score is not None:
+        clip = prov.clip_score
         refs = f", references {clip['references']}" if clip.get("references") else ""
         lines.append(f"captions   {clip['captions']}{refs} (w={clip['w']:g}, prefix {clip['prefix']!r}, "
                      f"{clip['truncated']} truncated)")
@@ -90,7 +81,6 @@ def write_per_sample(path: str | os.PathLike, result: Result) -> None:
 
 RULE = ("a check fails only when the whole interval of the difference (candidate - baseline) lies beyond its "
         "allowed change")
-_ROW_LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "cmmd": "CMMD"}
 
 
 def _interval(bounds: tuple[float, float], signed: bool = False) -> str:
@@ -110,7 +100,7 @@ def _comparison_cells(comparison: Comparison) -> list[list[str]]:
         better = (low > 0) if row.higher_is_better else (high < 0)
         change = "worse" if worse else "better" if better else "no significant change"
         verdicts = [f"{'FAIL' if check.failed else 'pass'} ({check.check})" for check in checks_of.get(row.metric, [])]
-        cells.append([f"{_ROW_LABELS.get(row.metric, row.metric)} {'↑' if row.higher_is_better else '↓'}",
+        cells.append([f"{ROWS[row.metric].rows[row.metric]} {'↑' if row.higher_is_better else '↓'}",
                       f"{row.baseline:.4g} {_interval(row.baseline_interval)}",
                       f"{row.candidate:.4g} {_interval(row.candidate_interval)}",
                       f"{row.difference:+.4g} {_interval(row.difference_interval, signed=True)}",
@@ -120,14 +110,13 @@ def _comparison_cells(comparison: Comparison) -> list[list[str]]:
 
 def _comparison_footer(comparison: Comparison) -> list[str]:
     prov = comparison.provenance
-    extractor, boot = prov["extractor"], prov["bootstrap"]
-    ref = prov.get("reference")
-    reference = f"{ref.get('name') or ref.get('stats_file') or ref['source']} (N={ref['n']})" if ref else "none"
-    setup = (f"extractor {extractor['name']} (weights sha256 {extractor['weights_sha256'][:12]}…, resize "
-             f"{extractor['resize']} to {extractor['image_size']}, {extractor['precision']}); {boot['replicates']} "
-             f"bootstrap replicates, seed {prov['seed']}, {boot['level']:.0%} percentile intervals")
-    return [f"reference {reference}; baseline N={prov['baseline']['n']}, candidate N={prov['candidate']['n']}", setup,
-            RULE]
+    boot = prov.bootstrap
+    ref = prov.side("reference")
+    reference = f"{ref.origin} (N={ref.n})" if ref else "none"
+    setup = (f"extractor {_extractor_line(prov.extractor)}; {boot['replicates']} bootstrap replicates, seed "
+             f"{prov.seed}, {boot['level']:.0%} percentile intervals")
+    return [f"reference {reference}; baseline N={prov.side('baseline').n}, candidate N={prov.side('candidate').n}",
+            setup, RULE]
 
 
 _HEADER = ["metric", "baseline [95% CI]", "candidate [95% CI]", "difference [95% CI]", "verdict"]
@@ -140,7 +129,8 @@ def comparison_table(comparison: Comparison) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     status = "PASSED" if comparison.passed else "FAILED: the candidate regressed"
-    lines += ["", f"result: {status}" if comparison.checks else "result: no checks given", *_comparison_footer(comparison)]
+    lines += ["", f"result: {status}" if comparison.checks else "result: no checks given",
+              *_comparison_footer(comparison)]
     lines += [f"warning: {warning}" for warning in comparison.warnings]
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from genmetrics.errors import ConfigError
+from genmetrics.errors import ConfigError, phrase, spell
 
 IMAGE_SHAPE = (28, 28, 1)
 """(H, W, C) of every model's images."""
@@ -42,6 +42,12 @@ def _to_bool(value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
         return _BOOLEANS[value.strip().lower()]
     raise ValueError(value)
+
+
+def spell_hparam(key: str, value: str) -> str:
+    """Hyper-parameter ``key`` set to ``value`` as the caller passes it: ``hparams={'lr': 1e-4}`` to Python callers
+    (``genmetrics_models.train.train``), ``-p lr=1e-4`` to CLI users (``genmetrics train``)."""
+    return phrase(f"hparams={{{key!r}: {value}}}", spell("hparams", f"{key}={value}"))
 
 
 def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[str, Sequence[str]],
@@ -193,9 +199,10 @@ class Generator(nn.Module, abc.ABC):
         given = {key: value for key, value in options.items() if value is not None}
         unknown = [key for key in given if key not in self.sample_options]
         if unknown:
-            takes = f"its options are {', '.join(self.sample_options)}" if self.sample_options else "it takes none"
-            raise ConfigError(f"model {self.name!r} has no sampling option {', '.join(unknown)} "
-                              f"({', '.join('--' + key.replace('_', '-') for key in unknown)}); {takes}")
+            takes = (f"its options are {', '.join(spell(key, '...') for key in self.sample_options)}"
+                     if self.sample_options else "it takes none")
+            raise ConfigError(f"model {self.name!r} has no sampling option "
+                              f"{', '.join(spell(key, '...') for key in unknown)}; {takes}")
         converted = {}
         for key, value in given.items():
             kind = self.sample_options[key]

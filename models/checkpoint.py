@@ -16,9 +16,7 @@ are removed after a new one is written.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,8 @@ from typing import Any
 import safetensors.torch
 import torch
 
-import genmetrics
-from genmetrics.errors import InputError
+from genmetrics.errors import InputError, phrase, spell
+from genmetrics.versions import versions
 from genmetrics_models.base import Generator
 from genmetrics_models.files import write_bytes
 from genmetrics_models.registry import build_model
@@ -37,14 +35,6 @@ FORMAT = "genmetrics-models/1"
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 """Shipped weights-only checkpoints, one folder per model (``benchmarks/reference_models.py --ship``)."""
 _NAME = re.compile(r"step-(\d{8})\.json")
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries a checkpoint depends on."""
-    found = {"genmetrics": genmetrics.__version__, "python": platform.python_version()}
-    for name in ("torch", "safetensors", "numpy"):
-        found[name] = importlib.metadata.version(name)
-    return found
 
 
 @dataclass
@@ -99,8 +89,8 @@ def save_checkpoint(folder: str | Path, model: Generator, *, step: int, dataset:
                                   metadata={"format": FORMAT})
     write_bytes(folder / f"{stem}.safetensors", data)
     config = {"format": FORMAT, **model.config(), "dataset": dataset, "step": step, "seed": seed,
-              "versions": versions(), "weights": f"{stem}.safetensors", "sha256": hashlib.sha256(data).hexdigest(),
-              "optimizers": optimizers, "run": run or {}}
+              "versions": versions(extra=("safetensors",)), "weights": f"{stem}.safetensors",
+              "sha256": hashlib.sha256(data).hexdigest(), "optimizers": optimizers, "run": run or {}}
     path = folder / f"{stem}.json"
     write_bytes(path, (json.dumps(config, indent=1) + "\n").encode())
     for old in folder.glob("step-*.json"):
@@ -121,8 +111,9 @@ def _json_path(path: str | Path) -> Path:
     if path.is_dir():
         latest = latest_checkpoint(path)
         if latest is None:
-            raise InputError(f"no checkpoint (step-*.json) in folder {str(path)!r}; train one with "
-                             "`genmetrics train MODEL --out FOLDER`")
+            how = phrase("`genmetrics_models.train.train(MODEL, FOLDER, options)`",
+                         "`genmetrics train MODEL --out FOLDER`")
+            raise InputError(f"no checkpoint (step-*.json) in folder {str(path)!r}; train one with {how}")
         return latest
     if path.suffix == ".safetensors":
         path = path.with_suffix(".json")
@@ -164,8 +155,9 @@ def read_checkpoint(path: str | Path, device: str = "cpu", training: bool = Fals
         model.to(device)
         if training:
             if "rng.train" not in tensors:
-                raise InputError(f"{str(json_path)!r} is a weights-only checkpoint (genmetrics_models.checkpoint.export_weights): "
-                                 "it samples but cannot resume training; train in a new --out folder")
+                raise InputError(f"{str(json_path)!r} is a weights-only checkpoint "
+                                 "(genmetrics_models.checkpoint.export_weights): it samples but cannot resume "
+                                 f"training; train in a new folder ({spell('out', 'FOLDER')})")
             for name, optimizer in model.optimizers.items():
                 optimizer.load_state_dict(_optimizer_state(config["optimizers"][name], tensors))
         rng_state = tensors["rng.train"] if training else None

@@ -10,15 +10,14 @@
 """
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from genmetrics.errors import ConfigError, InputError
+import genmetrics.io.idx as idx
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_DIR = idx.FASHION_MNIST_DIR  # a module attribute, so tests can point it elsewhere
 FASHION_MNIST_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                          "bag", "ankle boot")
 DIGITS_SCALE, DIGITS_PAD = 3, 2  # 8x8 -> 24x24 -> 28x28
@@ -38,32 +37,12 @@ class Dataset:
         return len(self.classes)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An idx file (``.gz`` or not) of unsigned bytes -> its array (idx1: (N,), idx3: (N, rows, cols))."""
-    if not path.is_file():
-        raise InputError(f"{str(path)!r} is missing: install Debian's Fashion-MNIST package "
-                         "(apt-get install dataset-fashion-mnist)")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{str(path)!r} is not a valid gzip file ({exc}); reinstall dataset-fashion-mnist") from None
-    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or not 1 <= raw[3] <= 3:
-        raise InputError(f"{str(path)!r} is not an idx file of unsigned bytes; reinstall dataset-fashion-mnist")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    if len(raw) != 4 + 4 * ndim + int(np.prod(shape)):
-        raise InputError(f"{str(path)!r} is truncated: its header says shape {shape}; reinstall dataset-fashion-mnist")
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def fashion_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST ``split`` ('train': 60,000, 'test': 10,000) -> images (N, 28, 28) uint8, labels (N,) int64."""
-    prefix = {"train": "train", "test": "t10k"}[split]
-    images = read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-    if images.ndim != 3 or len(images) != len(labels):
+    """Fashion-MNIST ``split`` ('train': 60,000, 'test': 10,000) from the idx files in ``FASHION_MNIST_DIR``
+    (read by ``genmetrics.io.idx``) -> images (N, 28, 28) uint8, labels (N,) int64."""
+    images = idx.fashion_mnist(split, FASHION_MNIST_DIR)
+    labels = idx.fashion_mnist_labels(split, FASHION_MNIST_DIR).astype(np.int64)
+    if len(images) != len(labels):
         raise InputError(f"Fashion-MNIST {split} files in {str(FASHION_MNIST_DIR)!r} do not match: "
                          f"{images.shape} images, {labels.shape} labels; reinstall dataset-fashion-mnist")
     return images, labels

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genmetrics.errors import ConfigError
-from genmetrics_models.base import Generator
+from genmetrics.errors import ConfigError, phrase, spell
+from genmetrics_models.base import Generator, spell_hparam
 
 
 class Schedule:
@@ -279,15 +279,16 @@ class DDPM(Generator):
         guidance, scale, steps = resolved["guidance"], resolved["classifier_scale"], resolved["sampling_steps"]
         timesteps = self.hparams["timesteps"]
         if not -1 <= guidance < math.inf:
-            raise ConfigError(f"guidance {guidance!r} must be a finite number >= -1 (0: no guidance)")
+            raise ConfigError(f"{spell('guidance', repr(guidance))} must be a finite number >= -1 (0: no guidance)")
         if not 0 <= scale < math.inf:
-            raise ConfigError(f"classifier_scale {scale!r} must be a finite number >= 0 (0: no classifier guidance)")
+            raise ConfigError(f"{spell('classifier_scale', repr(scale))} must be a finite number >= 0 (0: no "
+                              "classifier guidance)")
         if not 0 <= steps <= timesteps:
-            raise ConfigError(f"sampling_steps {steps!r} must lie in 0..{timesteps} (the model's timesteps; 0: "
-                              "Algorithm 2 with all of them)")
+            raise ConfigError(f"{spell('sampling_steps', repr(steps))} must lie in 0..{timesteps} (the model's "
+                              "timesteps; 0: Algorithm 2 with all of them)")
         if not self.conditional and (guidance or scale):
             raise ConfigError("this ddpm is unconditional: guidance and classifier_scale need a model trained with "
-                              "-p conditional=true")
+                              f"{spell_hparam('conditional', phrase('True', 'true'))}")
         return resolved
 
     def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None, *, guidance: float,

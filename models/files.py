@@ -1,6 +1,6 @@
 """Output files of the generators: PNG and array bytes, and image folders that appear complete or not at all.
-Single files are written by genmetrics' atomic writer (``write_bytes``, re-exported here); samples stream to
-disk chunk by chunk (``write_samples``).
+Files and folders are written by genmetrics' atomic writers (``genmetrics.io.atomic``; ``write_bytes`` is
+re-exported here); samples stream to disk chunk by chunk (``write_samples``).
 """
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import io
 import itertools
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from genmetrics.errors import InputError
-from genmetrics.io.atomic import atomic_write, check_writable, umask_mode, write_bytes
+from genmetrics.errors import InputError, spell
+from genmetrics.io.atomic import atomic_folder, atomic_write, check_parent, check_writable, write_bytes
 
 __all__ = ["check_sample_output", "npy_bytes", "png_bytes", "write_bytes", "write_samples"]
 
@@ -39,8 +38,8 @@ def check_sample_output(output: str | os.PathLike, inputs: Iterable[str | os.Pat
     elif target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"cannot write images to {str(target)!r}: it exists and is not an empty folder "
                          "(choose a new folder, or a file name ending in .npz)")
-    elif not target.parent.is_dir():
-        raise InputError(f"cannot write {str(target)!r}: folder {str(target.parent)!r} does not exist")
+    else:
+        check_parent(target)
 
 
 def write_samples(output: str | os.PathLike, n: int,
@@ -55,8 +54,9 @@ def write_samples(output: str | os.PathLike, n: int,
     target = Path(output)
     free = shutil.disk_usage(target.parent if str(target.parent) else ".").free
     if needed > free:
-        raise InputError(f"-n {n} samples need {needed / 2**30:.1f} GiB on disk, {str(target.parent)!r} has "
-                         f"{free / 2**30:.1f} GiB free; lower -n or choose another output")
+        raise InputError(f"{spell('n', str(n))} samples need {needed / 2**30:.1f} GiB on disk, "
+                         f"{str(target.parent)!r} has {free / 2**30:.1f} GiB free; lower {spell('n', 'N')} or "
+                         "choose another output")
     everything = itertools.chain([first], chunks)
     if target.suffix in (".npz", ".npy"):
         with atomic_write(target) as handle:
@@ -104,22 +104,11 @@ def _write_npz_rows(handle: BinaryIO, n: int, like: np.ndarray,
 
 
 def _write_png_folder(target: Path, images: Iterable[np.ndarray]) -> None:
-    """Write (H, W, 1) uint8 images as ``target/000000.png``, ...; the folder appears complete or not at all: files
-    are written into a hidden temp folder beside it, which is then renamed to ``target`` (missing or empty)."""
-    try:
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-        tmp.chmod(umask_mode(0o777))  # mkdtemp's 0700 would hide the folder from the user's group
-    except OSError as exc:
-        raise InputError(f"cannot write {str(target)!r}: {exc.strerror or exc} (choose a writable output path)") from None
-    try:
+    """Write (H, W, 1) uint8 images as ``target/000000.png``, ...; the folder appears complete or not at all
+    (:func:`genmetrics.io.atomic.atomic_folder`)."""
+    with atomic_folder(target) as tmp:
         for i, image in enumerate(images):
             (tmp / f"{i:06d}.png").write_bytes(png_bytes(image))
-        os.replace(tmp, target)  # replaces a missing or empty folder in one step
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
-        raise
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -26,8 +26,9 @@ import torch
 from tqdm import tqdm
 
 import genmetrics
-from genmetrics.errors import ConfigError, InputError
-from genmetrics_models.base import Generator, resolve_hparams, to_float
+from genmetrics.errors import ConfigError, InputError, spell
+from genmetrics.seeding import CHUNK, chunk_generator
+from genmetrics_models.base import Generator, resolve_hparams, spell_hparam, to_float
 from genmetrics_models.checkpoint import (
     Checkpoint,
     latest_checkpoint,
@@ -37,17 +38,6 @@ from genmetrics_models.checkpoint import (
 from genmetrics_models.data import REFERENCES, load_dataset, native
 from genmetrics_models.files import png_bytes, write_bytes
 from genmetrics_models.registry import build_model, model_class
-
-SAMPLE_CHUNK = 64
-"""Samples are drawn in chunks of 64, chunk k from ``torch.Generator().manual_seed((seed * 1_000_003 + k) % 2**64)``:
-the scheme genmetrics.score uses for a generator callable, so ``draw`` returns the images an evaluation scored."""
-
-
-def chunk_generator(seed: int, k: int) -> torch.Generator:
-    """The generator of sample chunk ``k`` for ``seed`` (see SAMPLE_CHUNK); also the generator of epoch ``k``'s
-    shuffle."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + k) % 2**64)
-
 
 @dataclass(frozen=True)
 class TrainOptions:
@@ -68,8 +58,8 @@ class TrainOptions:
 
 class BatchSampler:
     """Indices of each step's training images, a function of (seed, step) alone, so a resumed run sees the same
-    batches: epoch ``e`` is a permutation drawn from ``chunk_generator(seed, e)``, cut into ``n // size`` batches
-    (the remainder is dropped)."""
+    batches: epoch ``e`` is a permutation drawn from ``genmetrics.seeding.chunk_generator(seed, e)``, cut into
+    ``n // size`` batches (the remainder is dropped)."""
 
     def __init__(self, n: int, size: int, seed: int) -> None:
         self.n, self.size, self.seed = n, size, seed
@@ -95,12 +85,14 @@ def sampler(model: Generator, dataset: str) -> Callable[[int, torch.Generator], 
 
 def sample_chunks(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int] | None = None,
                   **options: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """``n`` samples in chunks of SAMPLE_CHUNK: (size, H, W, 1) uint8 images in the format of ``dataset`` (a name)
-    and their labels (size,) int64 for a conditional model, chunk k drawn from ``chunk_generator(seed, k)``.
+    """``n`` samples in chunks of ``genmetrics.seeding.CHUNK``: (size, H, W, 1) uint8 images in the format of
+    ``dataset`` (a name) and their labels (size,) int64 for a conditional model, chunk k drawn from
+    ``chunk_generator(seed, k)``: the scheme genmetrics.score uses for a generator callable, so ``draw`` returns the
+    images an evaluation scored.
     ``labels``: repeated cyclically over the samples; default (conditional models) uniform random labels, the
     first draw from each chunk's generator. ``options``: the model's sampling options (``Generator.sample``)."""
-    for k, start in enumerate(range(0, n, SAMPLE_CHUNK)):
-        size = min(SAMPLE_CHUNK, n - start)
+    for k, start in enumerate(range(0, n, CHUNK)):
+        size = min(CHUNK, n - start)
         generator = chunk_generator(seed, k)
         chunk_labels = None
         if labels is not None:
@@ -226,7 +218,7 @@ def _check_training_memory(model_name: str, hparams: Mapping[str, Any]) -> None:
     if needed > total:
         raise ConfigError(f"model {model_name!r} with these hyper-parameters has {parameters:,} parameters: training "
                           f"needs {needed / 2**30:,.1f} GiB for weights, gradients and optimizer state, more than "
-                          f"this machine's {total / 2**30:,.1f} GiB; lower its sizes (-p ...)")
+                          f"this machine's {total / 2**30:,.1f} GiB; lower its sizes ({spell('hparams', '...')})")
 
 
 def _resolved_hparams(model_name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,7 +243,8 @@ def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Ma
     differences = [d for d in differences if d]
     if differences:
         raise ConfigError(f"{str(latest.parent)!r} holds a run with {', '.join(differences)} (at step "
-                          f"{checkpoint.step}); resume it with the same settings or choose another --out")
+                          f"{checkpoint.step}); resume it with the same settings or choose another folder "
+                          f"({spell('out', 'FOLDER')})")
     return checkpoint
 
 
@@ -259,12 +252,13 @@ def _out_folder(out: str | Path) -> tuple[Path, bool]:
     """The run folder ``out``, created if missing; and whether this call created it."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; choose a folder")
+        raise InputError(f"{spell('out', repr(str(out)))} is a file; choose a folder")
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create --out folder {str(out)!r}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot create the run folder {spell('out', repr(str(out)))}: "
+                         f"{exc.strerror or exc}") from None
     return out, created
 
 
@@ -293,7 +287,8 @@ def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | 
         checkpoint = _resume(latest, model_name, dataset, hparams, seed, options.device)
         log(f"resuming {latest} (step {checkpoint.step})")
         if checkpoint.step >= options.steps:
-            log(f"{out} is already at step {checkpoint.step} (--steps {options.steps}): nothing to train")
+            log(f"{out} is already at step {checkpoint.step} ({spell('steps', str(options.steps))}): nothing to "
+                "train")
         data = load_dataset(checkpoint.config["dataset"])
         model, step, seed = checkpoint.model, checkpoint.step, checkpoint.config["seed"]
         generator = torch.Generator()
@@ -309,7 +304,8 @@ def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | 
         step, history = 0, History()
     per_step = model.hparams["batch_size"] * model.batches_per_step
     if model.hparams["batch_size"] < 2 or per_step > len(data.images):
-        raise ConfigError(f"batch_size={model.hparams['batch_size']} (x{model.batches_per_step} batches per step) "
+        raise ConfigError(f"{spell_hparam('batch_size', str(model.hparams['batch_size']))} "
+                          f"(x{model.batches_per_step} batches per step) "
                           f"must be at least 2 and fit in the {len(data.images)} training images of {data.name}")
     images, labels = torch.tensor(data.images), torch.tensor(data.labels)  # copies: the dataset is read-only
     batches = BatchSampler(len(images), per_step, seed)
@@ -326,7 +322,8 @@ def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | 
             for key, value in losses.items():
                 if not math.isfinite(value):
                     raise ConfigError(f"{model_name} {key} became {value} at step {step}; lower the learning rate "
-                                      "(-p lr=...) and train again in a new --out folder")
+                                      f"({spell_hparam('lr', '...')}) and train again in a new folder "
+                                      f"({spell('out', 'FOLDER')})")
                 window.setdefault(key, []).append(value)
             bar.update(1)
             bar.set_postfix({key: f"{value:.3g}" for key, value in losses.items()}, refresh=False)

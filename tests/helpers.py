@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -12,6 +14,7 @@ from PIL import Image
 from genmetrics.config import ExtractorSpec
 from genmetrics.features.cache import FeatureCache
 from genmetrics.features.extract import extract_features
+from genmetrics.features.registry import EXTRACTORS, ExtractorConfig
 from genmetrics.io.images import open_source
 
 
@@ -99,3 +102,23 @@ def fashion_mnist_subset(split: str) -> tuple[np.ndarray, np.ndarray]:
         images, labels = saved[f"{split}_images"], saved[f"{split}_labels"]
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
+
+
+def stand_in(factory: Callable[[], Any], like: str | None = None) -> type[ExtractorConfig]:
+    """An extractor config whose ``build`` returns ``factory()``: registered as ``EXTRACTORS[like]`` it stands in
+    for that extractor, taking (and ignoring) its options; without ``like`` it takes none."""
+
+    @dataclass(frozen=True)
+    class StandIn(ExtractorConfig):
+        name: ClassVar[str] = like or "tiny"
+        options: ClassVar[dict[str, str]] = dict(EXTRACTORS[like].options) if like else {}
+
+        @classmethod
+        def from_options(cls, **given: Any) -> ExtractorConfig:
+            cls.given_options(**given)
+            return cls()
+
+        def build(self, device: str = "cpu") -> Any:
+            return factory()
+
+    return StandIn

@@ -28,7 +28,7 @@ import numpy as np
 
 from genmetrics._version import __version__
 from genmetrics.config import ExtractorSpec
-from genmetrics.errors import ConfigError, GenMetricsError
+from genmetrics.errors import ConfigError, GenMetricsError, phrase, spell
 from genmetrics.io.atomic import atomic_write
 
 CACHE_ENV = "GENMETRICS_CACHE_DIR"
@@ -105,7 +105,8 @@ class FeatureCache:
         except (OSError, GenMetricsError) as error:
             self._writable = False
             warnings.warn(f"feature cache {str(self.folder)!r} is not writable ({error}); continuing without "
-                          f"storing features -- set {CACHE_ENV} to a writable folder or pass --no-cache",
+                          f"storing features -- set {CACHE_ENV} to a writable folder or pass "
+                          f"{spell('cache', 'False')}",
                           stacklevel=2)
 
 
@@ -143,8 +144,9 @@ def clear_cache(root: str | os.PathLike, spec: str | None = None) -> list[SpecUs
         usage = [u for u in usage if u.digest.startswith(spec.lower())]
         if len(usage) != 1:
             what = "no" if not usage else f"{len(usage)}"
+            lists = phrase("cache_usage(root) lists", "`genmetrics cache info` lists")
             raise ConfigError(f"{what} cache spec folders match {spec!r} in {str(root)!r}; pass a digest prefix "
-                              "that `genmetrics cache info` lists")
+                              f"that {lists}")
     for u in usage:
         try:
             shutil.rmtree(Path(root) / u.digest)

@@ -45,7 +45,8 @@ from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preproc
 from PIL import Image
 
 from genmetrics.config import ExtractorSpec
-from genmetrics.errors import ConfigError, WeightsError
+from genmetrics.errors import ConfigError, WeightsError, spell
+from genmetrics.features.extract import check_batch_size
 from genmetrics.features.weights import WeightsFile, not_a_weights_file, sha256_file
 
 CLIP_WEIGHTS_ENV = "GENMETRICS_CLIP_WEIGHTS"
@@ -57,7 +58,7 @@ _HF_TEXT_KEYS = ("hf_model_name", "hf_tokenizer_name")
 
 @dataclass(frozen=True)
 class ClipModelConfig:
-    """A resolved ``--clip-model``: what to build and how to preprocess for it."""
+    """A resolved ``clip_model``: what to build and how to preprocess for it."""
 
     arch: str  # the spec's architecture name: a built-in name or "<stem>-<sha8>"
     source: str  # the built-in name or the JSON file, for messages and provenance
@@ -70,49 +71,54 @@ def _digest(obj: Any) -> str:
 
 
 def resolve_clip_model(model: str) -> ClipModelConfig:
-    """``--clip-model``: an open_clip architecture name or a JSON config file (see the module docstring)."""
+    """``clip_model`` (``--clip-model``): an open_clip architecture name or a JSON config file (see the module
+    docstring)."""
     if model.startswith(_SCHEMAS):
-        raise ConfigError(f"--clip-model {model!r}: open_clip's hub/folder schemas are not used; pass "
-                          "--clip-model PATH/open_clip_config.json and --clip-weights PATH/<checkpoint file>")
+        raise ConfigError(f"{spell('clip_model', repr(model))}: open_clip's hub/folder schemas are not used; pass "
+                          f"{spell('clip_model', 'PATH/open_clip_config.json')} and "
+                          f"{spell('clip_weights', 'PATH/<checkpoint file>')}")
     path = Path(model).expanduser()
     if path.suffix.lower() == ".json" or path.is_file():
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"--clip-model {model!r}: cannot read the JSON model config ({exc})") from None
+            raise ConfigError(f"{spell('clip_model', repr(model))}: cannot read the JSON model config "
+                              f"({exc})") from None
         if isinstance(loaded, dict) and isinstance(loaded.get("model_cfg"), dict):
             model_cfg, preprocess_cfg = loaded["model_cfg"], loaded.get("preprocess_cfg") or {}
         else:
             model_cfg, preprocess_cfg = loaded, {}
         if not isinstance(model_cfg, dict):
-            raise ConfigError(f"--clip-model {model!r}: the JSON file holds no model config object")
+            raise ConfigError(f"{spell('clip_model', repr(model))}: the JSON file holds no model config object")
         preprocess_cfg = model_cfg.pop("preprocess_cfg", preprocess_cfg)
         config = ClipModelConfig(f"{path.stem}-{_digest(model_cfg)}", str(path), model_cfg, preprocess_cfg)
     else:
         model_cfg = open_clip.get_model_config(model.replace("/", "-"))
         if model_cfg is None:
-            raise ConfigError(f"--clip-model {model!r} is neither an open_clip architecture nor a JSON model config "
-                              "file; `python -c 'import open_clip; print(open_clip.list_models())'` lists the names")
+            raise ConfigError(f"{spell('clip_model', repr(model))} is neither an open_clip architecture nor a JSON "
+                              "model config file; `python -c 'import open_clip; print(open_clip.list_models())'` "
+                              "lists the names")
         config = ClipModelConfig(model.replace("/", "-"), model, model_cfg, {})
     missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in config.model_cfg]
     if missing:
-        raise ConfigError(f"--clip-model {model!r}: the model config lacks {', '.join(missing)}; give an open_clip "
-                          "model config (embed_dim, vision_cfg, text_cfg)")
+        raise ConfigError(f"{spell('clip_model', repr(model))}: the model config lacks {', '.join(missing)}; give an "
+                          "open_clip model config (embed_dim, vision_cfg, text_cfg)")
     hf = [key for key in _HF_TEXT_KEYS if key in config.model_cfg["text_cfg"]]
     if hf:
-        raise ConfigError(f"--clip-model {model!r} needs a Hugging Face text model/tokenizer (text_cfg {hf[0]}), which "
-                          "would be downloaded; choose an open_clip model with the built-in CLIP tokenizer "
-                          "(e.g. ViT-B-32, ViT-L-14)")
+        raise ConfigError(f"{spell('clip_model', repr(model))} needs a Hugging Face text model/tokenizer (text_cfg "
+                          f"{hf[0]}), which would be downloaded; choose an open_clip model with the built-in CLIP "
+                          "tokenizer (e.g. ViT-B-32, ViT-L-14)")
     return config
 
 
 def resolve_clip_weights(path: str | os.PathLike | None = None) -> WeightsFile:
-    """``--clip-weights`` or ``$GENMETRICS_CLIP_WEIGHTS``: an existing local checkpoint file, never a download."""
-    origin = "--clip-weights"
+    """``clip_weights`` (``--clip-weights``) or ``$GENMETRICS_CLIP_WEIGHTS``: an existing local checkpoint file,
+    never a download."""
+    origin = spell("clip_weights", "...")
     if path is None:
         path, origin = os.environ.get(CLIP_WEIGHTS_ENV) or None, f"${CLIP_WEIGHTS_ENV}"
-    how = (f"pass --clip-weights PATH (or set {CLIP_WEIGHTS_ENV}) to a local open_clip checkpoint file "
-           "(a state dict .pt/.bin/.pth or .safetensors) for --clip-model")
+    how = (f"pass {spell('clip_weights', 'PATH')} (or set {CLIP_WEIGHTS_ENV}) to a local open_clip checkpoint file "
+           f"(a state dict .pt/.bin/.pth or .safetensors) for {spell('clip_model', '...')}")
     if path is None:
         raise WeightsError(f"no CLIP weights given: {how}; genmetrics never downloads and no package ships "
                            "CLIP weights")
@@ -140,7 +146,7 @@ def _build_model(config: ClipModelConfig) -> torch.nn.Module:
     try:
         return model_class(**cfg)
     except Exception as exc:  # unknown keys, inconsistent sizes, missing timm models ...
-        raise ConfigError(f"--clip-model {config.source!r} is not a valid open_clip model config "
+        raise ConfigError(f"{spell('clip_model', repr(config.source))} is not a valid open_clip model config "
                           f"({type(exc).__name__}: {exc})") from None
 
 
@@ -155,16 +161,16 @@ def load_clip_weights(model: torch.nn.Module, weights: WeightsFile, config: Clip
     try:
         open_clip.load_checkpoint(model, str(weights.path), strict=True, weights_only=True)
     except Exception as exc:  # torch/safetensors raise many error types on foreign or broken files
-        raise WeightsError(f"cannot load CLIP weights {str(weights.path)!r} into --clip-model {config.source!r}: "
-                           f"{_one_line(exc)}; pass the checkpoint of that architecture, or the --clip-model it was "
-                           "trained with") from None
+        raise WeightsError(f"cannot load CLIP weights {str(weights.path)!r} into "
+                           f"{spell('clip_model', repr(config.source))}: {_one_line(exc)}; pass the checkpoint of "
+                           f"that architecture, or the {spell('clip_model', '...')} it was trained with") from None
 
 
 def _square_size(size: Any, source: str) -> int:
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if height != width:
-        raise ConfigError(f"--clip-model {source!r} has a non-square input size {height}x{width}, which is not "
-                          "supported")
+        raise ConfigError(f"{spell('clip_model', repr(source))} has a non-square input size {height}x{width}, which "
+                          "is not supported")
     return int(height)
 
 
@@ -232,8 +238,7 @@ class ClipExtractor:
     @torch.inference_mode()
     def encode_text(self, captions: list[str], batch_size: int = 32) -> np.ndarray:
         """Captions -> (N, embed_dim) float32 L2-normalised text embeddings; long captions are truncated."""
-        if batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         out = [np.zeros((0, self.spec.dim), np.float32)]
         for start in range(0, len(captions), batch_size):
             tokens = self.tokenizer(captions[start:start + batch_size]).to(self.device)

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from genmetrics.errors import ConfigError, DecodeError, WeightsError
+from genmetrics.errors import ConfigError, DecodeError, WeightsError, spell
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.cache import FeatureCache
 from genmetrics.io.images import ImageSource
@@ -56,7 +56,7 @@ class _PreprocessedImages(Dataset):
                 if hit is not None and set(hit) == self.outputs:
                     return index, key, hit
             return index, key, self.extractor.preprocess(self.source.load(index))
-        except DecodeError as error:  # returned, not raised: the main process decides (strict or --skip-bad)
+        except DecodeError as error:  # returned, not raised: the main process decides (strict or skip_bad)
             return index, key, error
 
 
@@ -78,12 +78,81 @@ def _forward(extractor: FeatureExtractor, batch: torch.Tensor | None, keys: list
         if not np.isfinite(values).all():
             first = names[int(np.argwhere(~np.isfinite(values))[0][0])]
             raise WeightsError(f"the extractor gave NaN/inf {output} for {first!r}: its weights are broken, or values "
-                               f"overflowed at a reduced --precision; check the weights file or use --precision fp32")
+                               f"overflowed at a reduced precision; check the weights file or use "
+                               f"{spell('precision', 'fp32')}")
     rows = [{name: values[i] for name, values in out.items()} for i in range(len(batch))]
     if cache is not None:
         for key, row in zip(keys, rows):
             cache.put(key, row)
     return rows
+
+
+@dataclass
+class _Rows:
+    """The rows of the batches seen so far: fp64 statistics, and the features, logits and names kept."""
+
+    running: RunningStats
+    keep_features: bool
+    has_logits: bool
+    indices: list[int] = field(default_factory=list)
+    features: list[np.ndarray] = field(default_factory=list)
+    logits: list[np.ndarray] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, indices: list[int], rows: list[dict[str, np.ndarray]]) -> None:
+        """One batch's rows (source ``indices``, in order)."""
+        self.indices.extend(indices)
+        if not rows:
+            return
+        batch_features = np.stack([row["features"] for row in rows])
+        self.running.update(batch_features)
+        if self.keep_features:
+            self.features.append(batch_features)
+        if self.has_logits:
+            self.logits.append(np.stack([row["logits"] for row in rows]))
+
+    def feature_set(self, dim: int) -> FeatureSet:
+        features = None
+        if self.keep_features:
+            features = np.concatenate(self.features) if self.features else np.zeros((0, dim), np.float32)
+        return FeatureSet(stats=self.running, features=features,
+                          logits=np.concatenate(self.logits) if self.logits else None, skipped=self.skipped,
+                          indices=np.asarray(self.indices, np.int64))
+
+
+def check_batch_size(batch_size: int) -> None:
+    """ConfigError unless ``batch_size`` is at least 1."""
+    if batch_size < 1:
+        raise ConfigError(f"{spell('batch_size', str(batch_size))}: the batch size must be at least 1")
+
+
+def _check_options(batch_size: int, workers: int) -> None:
+    check_batch_size(batch_size)
+    if workers < 0:
+        raise ConfigError(f"{spell('workers', str(workers))}: the number of workers must be at least 0")
+
+
+def _loader(source: ImageSource, extractor: FeatureExtractor, cache: FeatureCache | None, batch_size: int,
+            workers: int) -> DataLoader:
+    """Batches of ``_collate``, in source order; workers only where the source supports them."""
+    return DataLoader(
+        _PreprocessedImages(source, extractor, cache),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers if getattr(source, "supports_workers", True) else 0,
+        collate_fn=_collate,
+        persistent_workers=False,
+    )
+
+
+def _batch_rows(batch: torch.Tensor | None, items: list[_Item], source: ImageSource, extractor: FeatureExtractor,
+                cache: FeatureCache | None) -> tuple[list[int], list[dict[str, np.ndarray]]]:
+    """Source indices and rows (cached or computed) of one batch's decodable items, in order."""
+    misses = [(index, key) for index, key, payload in items if payload is None]
+    computed = iter(_forward(extractor, batch, [key for _, key in misses],
+                             [source.name(index) for index, _ in misses], cache))
+    kept = [(index, payload) for index, _, payload in items if not isinstance(payload, DecodeError)]
+    return [index for index, _ in kept], [next(computed) if payload is None else payload for _, payload in kept]
 
 
 def extract_features(
@@ -106,53 +175,16 @@ def extract_features(
     workers. With ``cache``, images already in it are not decoded nor run through the network, and the others are
     stored; a generator callable's samples are not cached (they are usually new at every evaluation).
     """
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    if workers < 0:
-        raise ConfigError(f"--workers must be >= 0, got {workers}")
-    if not getattr(source, "supports_workers", True):
-        workers = 0
+    _check_options(batch_size, workers)
     if not source.content_addressed:
         cache = None
-    loader = DataLoader(
-        _PreprocessedImages(source, extractor, cache),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_collate,
-        persistent_workers=False,
-    )
-    running = RunningStats(extractor.spec.dim)
-    indices: list[int] = []
-    features: list[np.ndarray] = []
-    logits: list[np.ndarray] = []
-    skipped: list[str] = []
+    rows = _Rows(RunningStats(extractor.spec.dim), keep_features, extractor.has_logits)
     with tqdm(total=len(source), desc=desc, unit="img", disable=not progress, leave=False) as bar:
-        for batch, items in loader:
+        for batch, items in _loader(source, extractor, cache, batch_size, workers):
             bad = [payload for _, _, payload in items if isinstance(payload, DecodeError)]
-            if bad:
-                if not skip_bad:
-                    raise bad[0]
-                skipped.extend(error.path for error in bad)
-            misses = [(index, key) for index, key, payload in items if payload is None]
-            computed = iter(_forward(extractor, batch, [key for _, key in misses],
-                                     [source.name(index) for index, _ in misses], cache))
-            rows = [next(computed) if payload is None else payload
-                    for _, _, payload in items if not isinstance(payload, DecodeError)]
-            indices.extend(index for index, _, payload in items if not isinstance(payload, DecodeError))
-            if rows:
-                batch_features = np.stack([row["features"] for row in rows])
-                running.update(batch_features)
-                if keep_features:
-                    features.append(batch_features)
-                if extractor.has_logits:
-                    logits.append(np.stack([row["logits"] for row in rows]))
+            if bad and not skip_bad:
+                raise bad[0]
+            rows.skipped.extend(error.path for error in bad)
+            rows.add(*_batch_rows(batch, items, source, extractor, cache))
             bar.update(len(items))
-    return FeatureSet(
-        stats=running,
-        features=(np.concatenate(features) if features else np.zeros((0, extractor.spec.dim), np.float32))
-        if keep_features else None,
-        logits=np.concatenate(logits) if logits else None,
-        skipped=skipped,
-        indices=np.asarray(indices, np.int64),
-    )
+    return rows.feature_set(extractor.spec.dim)

@@ -25,7 +25,7 @@ Preprocessing (per image, in ``preprocess``): uint8 (H, W), (H, W, 1), (H, W, 3)
 dropped) -> grayscale by ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` in float (a gray image whose
 three channels are equal keeps its values exactly) -> when it is not 28x28 already, resized to 28x28
 (aspect ratio not kept) with PIL's bicubic filter on float32, antialiased when shrinking as clean-fid's
-resize, clipped to [0, 255]; 28x28 images are used as they are. ``--resize`` and ``--precision`` do
+resize, clipped to [0, 255]; 28x28 images are used as they are. ``resize`` and ``precision`` do
 not apply: the spec's ``resize`` is always :data:`RESIZE` and its precision float64.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from PIL import Image
 from torch import nn
 
 from genmetrics.config import ExtractorSpec
-from genmetrics.errors import InputError, WeightsError
+from genmetrics.errors import InputError, WeightsError, spell
 from genmetrics.features.weights import not_a_weights_file
 
 FASHION_CNN_NAME = "fashion-cnn"
@@ -98,7 +98,7 @@ def load_fashion_cnn(path: str | os.PathLike | None = None, *, trust_weights: bo
     sha = hashlib.sha256(raw).hexdigest()
     if sha != WEIGHTS_SHA256 and not trust_weights:
         raise WeightsError(f"fashion-cnn weights {str(path)!r} have sha256 {sha}, expected {WEIGHTS_SHA256}; {how}, "
-                           "or pass --trust-weights to use them anyway (their sha256 is then recorded)")
+                           f"or pass {spell('trust_weights')} to use them anyway (their sha256 is then recorded)")
     net = FashionCNN()
     try:
         net.load_state_dict(safetensors.torch.load(raw))

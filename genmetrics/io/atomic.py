@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file in the target folder, fsync, then ``os.replace``.
+"""Atomic writes: a temp file in the target folder, fsync, then ``os.replace``; a folder of files likewise
+(:func:`atomic_folder`, for the reference generators' image folders).
 
 A process killed while writing leaves at most a hidden ``.NAME.*.tmp`` beside the target, never a partial NAME.
 Outputs go only to regular files or new names: a path that is a folder, device, FIFO or socket is refused (the
@@ -8,6 +9,7 @@ replaced file keeps its mode; a new one gets the mode the umask gives (0644 unde
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -20,6 +22,11 @@ from genmetrics.errors import InputError
 
 _FIX = "choose a writable output path"
 _UMASK_LOCK = threading.Lock()
+
+
+def _write_error(given: str | os.PathLike, exc: OSError) -> InputError:
+    """The InputError of a failed write to ``given``."""
+    return InputError(f"cannot write {str(given)!r}: {exc.strerror or exc} ({_FIX})")
 
 
 def file_kind(mode: int) -> str:
@@ -42,18 +49,26 @@ def output_target(path: str | os.PathLike) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         mode = None
     except OSError as exc:
-        raise InputError(f"cannot write {str(given)!r}: {exc.strerror or exc} ({_FIX})") from None
+        raise _write_error(given, exc) from None
     if mode is not None and not stat.S_ISREG(mode):
         what = file_kind(mode)
         fix = f"{_FIX}: a file name" if what == "a folder" else f"{_FIX}: a regular file or a new name"
         raise InputError(f"cannot write {str(given)!r}: it is {what} ({fix})")
     target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    check_parent(given, target)
+    return target
+
+
+def check_parent(given: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
+    """The folder that ``target`` (default ``given``) is written in; InputError naming ``given`` if it is missing
+    or a file."""
+    target = Path(given if target is None else target)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         what = f"{str(folder)!r} is a file, not a folder" if folder.exists() else \
             f"folder {str(folder)!r} does not exist"
         raise InputError(f"cannot write {str(given)!r}: {what} ({_FIX})")
-    return target
+    return folder
 
 
 def check_distinct(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
@@ -78,7 +93,7 @@ def _temp_file(given: Path, target: Path) -> tuple[int, str]:
     try:
         return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise InputError(f"cannot write {str(given)!r}: {exc.strerror or exc} ({_FIX})") from None
+        raise _write_error(given, exc) from None
 
 
 def check_writable(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> None:
@@ -112,7 +127,29 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise InputError(f"cannot write {str(given)!r}: {exc.strerror or exc} ({_FIX})") from exc
+            raise _write_error(given, exc) from exc
+        raise
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new hidden temp folder beside ``path`` (a missing name or an empty folder) to fill; on success it
+    is renamed to ``path`` in one step, on failure removed, so the folder appears complete or not at all. It gets
+    the mode the umask gives (0755 under umask 022). Failing writes raise InputError naming ``path``."""
+    target = Path(path)
+    check_parent(target)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        tmp.chmod(umask_mode(0o777))  # mkdtemp's 0700 would hide the folder from the user's group
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+    try:
+        yield tmp
+        os.replace(tmp, target)  # replaces a missing or empty folder in one step
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_error(target, exc) from exc
         raise
 
 

@@ -33,7 +33,7 @@ File decoding accepts the content formats PNG, JPEG (incl. MPO), BMP, WebP, TIFF
 file's extension; any other content (e.g. PostScript, which PIL would hand to Ghostscript) is a
 decode error. PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is enforced from the
 header, before any pixel memory is allocated. Every failure to read or decode one file is a
-:class:`~genmetrics.errors.DecodeError` naming it, so the engine can skip it with ``--skip-bad``.
+:class:`~genmetrics.errors.DecodeError` naming it, so the engine can skip it with ``skip_bad`` (``--skip-bad``).
 
 Hashes
 ------
@@ -63,22 +63,25 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from genmetrics.errors import ConfigError, DecodeError, InputError
+from genmetrics.errors import ConfigError, DecodeError, InputError, phrase, spell
+from genmetrics.seeding import CHUNK, chunk_generator
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
-GENERATOR_CHUNK = 64
-"""The generator source draws samples in chunks of this many; see :class:`GeneratorSource`."""
-
 _PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "WEBP", "TIFF", "GIF")  # JPEG includes MPO
-_ACCEPTED = ("a folder of images, a .zip of images, a .npy/.npz uint8 array, a uint8 numpy array or torch tensor, "
-             "or a generator callable fn(n, generator) with num_samples")
 _MAX_ZIP_MEMBER_BYTES = 1 << 30  # refuse zip members that inflate beyond 1 GiB (zip bombs)
 MAX_FOLDER_DEPTH = 256  # folders nested deeper than this are refused (the walk is iterative either way)
 MAX_ASPECT_RATIO = 256
 """Longest side / shortest side of an image at most: resizing the shortest side of a longer one to an extractor's
 input (up to 512 px) would need gigabytes for one image, so it is a bad file (read from the header)."""
 _HASH_CHUNK_BYTES = 64 << 20
+
+
+def _accepted() -> str:
+    """The sources the caller can pass: files to CLI users, also arrays and callables to Python callers."""
+    files = "a folder of images, a .zip of images"
+    return phrase(f"{files}, a .npy/.npz uint8 array, a uint8 numpy array or torch tensor, or a generator callable "
+                  f"fn(n, generator) with {spell('num_samples', 'N')}", f"{files} or a .npy/.npz uint8 array")
 _RELEASE_BYTES = 64 << 20  # images decoded from a memory-mapped array between releases of its resident pages
 _UNREADABLE = hashlib.sha256(b"genmetrics: unreadable item").digest()
 _RGB_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "HSV"})
@@ -371,9 +374,9 @@ class ArraySource(ImageSource):
 class GeneratorSource(ImageSource):
     """``num_samples`` images drawn from ``fn(n, generator) -> uint8 NHWC array/tensor``.
 
-    Sample ``i`` belongs to chunk ``k = i // 64``; chunk ``k`` is drawn by one call
-    ``fn(m, torch.Generator().manual_seed((seed * 1_000_003 + k) % 2**64))`` under
-    ``torch.no_grad()``, with ``m = 64`` except for a shorter last chunk. Samples therefore never
+    Sample ``i`` belongs to chunk ``k = i // CHUNK`` (64); chunk ``k`` is drawn by one call
+    ``fn(m, chunk_generator(seed, k))`` under ``torch.no_grad()`` (the rule of :mod:`genmetrics.seeding`), with
+    ``m = CHUNK`` except for a shorter last chunk. Samples therefore never
     depend on how or in which order they are accessed. The most recent chunk is cached, so
     sequential access calls ``fn`` once per chunk. Not for worker processes
     (``supports_workers = False``): each process would redraw the chunks it touches.
@@ -397,7 +400,7 @@ class GeneratorSource(ImageSource):
     def _item(self, index: int) -> np.ndarray:
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        k, offset = divmod(index % self.num_samples, GENERATOR_CHUNK)
+        k, offset = divmod(index % self.num_samples, CHUNK)
         if self._chunk is None or self._chunk[0] != k:
             self._chunk = (k, *self._draw(k))
         return _layout_item(self._chunk[1][offset], self._chunk[2])
@@ -405,8 +408,8 @@ class GeneratorSource(ImageSource):
     def _draw(self, k: int) -> tuple[np.ndarray, str]:
         import torch
 
-        n = min(GENERATOR_CHUNK, self.num_samples - k * GENERATOR_CHUNK)
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + k) % 2**64)
+        n = min(CHUNK, self.num_samples - k * CHUNK)
+        generator = chunk_generator(self.seed, k)
         with torch.no_grad():
             out = self.fn(n, generator)
         what = f"the output of {self.description}"
@@ -662,8 +665,8 @@ def _choose(total: int, num_samples: int | None, seed: int, description: str) ->
     if num_samples is None or num_samples == total:
         return None
     if num_samples > total:
-        raise InputError(f"{description} has only {total} images but num_samples={num_samples} were requested; "
-                         f"lower num_samples to at most {total} or add images")
+        raise InputError(f"{description} has only {total} images but {spell('num_samples', str(num_samples))} were "
+                         f"requested; pass {spell('num_samples', str(total))} or fewer, or add images")
     return np.sort(np.random.default_rng(seed).choice(total, size=num_samples, replace=False))
 
 
@@ -682,10 +685,10 @@ def open_source(source: Any, *, num_samples: int | None = None, seed: int = 0) -
     ``numpy.random.default_rng(seed)``, kept in source order; None takes all of them.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"{spell('seed', repr(seed))}: the seed must be a non-negative integer")
     if num_samples is not None and (not isinstance(num_samples, (int, np.integer)) or isinstance(num_samples, bool)
                                     or num_samples < 1):
-        raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+        raise ConfigError(f"{spell('num_samples', repr(num_samples))}: num_samples must be a positive integer")
     seed = int(seed)
     num_samples = None if num_samples is None else int(num_samples)
 
@@ -700,9 +703,9 @@ def open_source(source: Any, *, num_samples: int | None = None, seed: int = 0) -
         return _open_path(os.fspath(source), num_samples, seed)
     if callable(source):
         if num_samples is None:
-            raise InputError("a generator callable needs num_samples: pass how many images to draw from it")
+            raise InputError(f"a generator callable needs {spell('num_samples', 'N')}: how many images to draw from it")
         return GeneratorSource(source, num_samples, seed)
-    raise InputError(f"cannot read images from a {type(source).__name__}; pass {_ACCEPTED}")
+    raise InputError(f"cannot read images from a {type(source).__name__}; pass {_accepted()}")
 
 
 def _open_path(path: str, num_samples: int | None, seed: int) -> ImageSource:
@@ -727,4 +730,4 @@ def _open_path(path: str, num_samples: int | None, seed: int) -> ImageSource:
         return ArraySource(arr, layout, path + _subset_note(indices, arr.shape[0], seed), item_label=label,
                            path=path, indices=indices)
     hint = "; put single images in a folder" if ext in IMAGE_EXTENSIONS else ""
-    raise InputError(f"cannot read images from {path!r}{hint}; pass {_ACCEPTED}")
+    raise InputError(f"cannot read images from {path!r}{hint}; pass {_accepted()}")

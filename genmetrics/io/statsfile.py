@@ -16,7 +16,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from genmetrics.config import ExtractorSpec
-from genmetrics.errors import StatsError
+from genmetrics.errors import StatsError, phrase, spell
 from genmetrics.io.atomic import atomic_write, check_writable
 from genmetrics.stats import is_symmetric
 
@@ -39,6 +39,13 @@ class Stats:
     extractor: ExtractorSpec
     meta: dict  # the whole metadata record (source, content_hash, versions, ...)
     features: np.ndarray | None = None  # (M, D) float32 (float16 kept as is when saving), M <= n, when stored
+
+
+def stats_command(features: bool = False) -> str:
+    """The call that writes a stats file (with the feature matrix when ``features``), as the caller writes it:
+    ``genmetrics.compute_stats(SRC, FILE)`` for Python callers, ``genmetrics stats SRC -o FILE`` for CLI users."""
+    return phrase(f"`genmetrics.compute_stats(SRC, FILE{', features=True' if features else ''})`",
+                  f"`genmetrics stats SRC -o FILE{' --features' if features else ''}`")
 
 
 def check_output(path: str | os.PathLike, inputs: Iterable[Any] = ()) -> None:
@@ -70,7 +77,8 @@ def load_stats(path: str | os.PathLike) -> Stats:
     """Read and validate a stats file; every problem is a StatsError naming the file."""
     name = str(path)
     if Path(path).is_file() and not zipfile.is_zipfile(path):
-        raise StatsError(f"stats file {name!r} is not a valid .npz file; write one with `genmetrics stats`")
+        raise StatsError(f"stats file {name!r} is not a valid .npz file; write one with "
+                         f"{stats_command()}")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays, meta = _read_members(data, name)
@@ -82,13 +90,13 @@ def load_stats(path: str | os.PathLike) -> Stats:
     except Exception as exc:  # OSError, BadZipFile, EOFError, NotImplementedError (zip version), TokenError, ...
         if isinstance(exc, ValueError) and "pickle" in str(exc):  # refused by allow_pickle=False, never executed
             raise StatsError(f"stats file {name!r} cannot be read without pickle ({exc}); rebuild it with "
-                             "`genmetrics stats`") from None
+                             f"{stats_command()}") from None
         raise StatsError(f"stats file {name!r} is not a valid .npz file ({type(exc).__name__}: {exc})") from None
     if not isinstance(arrays, dict) or not {"mu", "sigma"} <= arrays.keys():
         raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted([*arrays, *others])})")
     if meta is None:
         raise StatsError(f"stats file {name!r} has no genmetrics metadata (a pytorch-fid file?), so its extractor "
-                         "and resize cannot be checked; rebuild it with `genmetrics stats SRC -o FILE`")
+                         f"and resize cannot be checked; rebuild it with {stats_command()}")
     try:
         extractor = ExtractorSpec(**meta["extractor"])
         n = meta["n"]
@@ -96,7 +104,7 @@ def load_stats(path: str | os.PathLike) -> Stats:
         raise StatsError(f"stats file {name!r} has malformed metadata ({type(exc).__name__}: {exc})") from None
     if type(n) is not int or not 2 <= n <= MAX_N:
         raise StatsError(f"stats file {name!r}: its metadata gives n={n!r} samples; statistics need an integer "
-                         f"from 2 to {MAX_N:.0e} (rebuild the file with `genmetrics stats`)")
+                         f"from 2 to {MAX_N:.0e} (rebuild the file with {stats_command()})")
     mu, sigma = arrays["mu"], arrays["sigma"]
     dim = extractor.dim
     if mu.shape != (dim,) or sigma.shape != (dim, dim):
@@ -107,17 +115,18 @@ def load_stats(path: str | os.PathLike) -> Stats:
         raise StatsError(f"stats file {name!r}: features have shape {features.shape}, expected (N, {dim})")
     if features is not None and len(features) < 2:
         raise StatsError(f"stats file {name!r}: 'features' has {len(features)} rows; KID and the k-NN metrics need at "
-                         "least 2 feature rows (rebuild it with `genmetrics stats --features`)")
+                         f"least 2 feature rows (rebuild it with {stats_command(features=True)})")
     if features is not None and (len(features) > n or (len(features) < n and "features_subset" not in meta)):
         raise StatsError(f"stats file {name!r}: {len(features)} feature rows for n={n} samples (a subset must be "
-                         "described by 'features_subset' in the metadata); rebuild it with `genmetrics stats`")
+                         "described by 'features_subset' in the metadata); rebuild it with "
+                         f"{stats_command()}")
     for key, array in (("mu", mu), ("sigma", sigma), ("features", features)):
         if array is not None and (not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all()):
             raise StatsError(f"stats file {name!r}: '{key}' contains NaN/inf or is not floating point")
         largest = float(np.abs(array).max()) if array is not None and array.size else 0.0
         if largest > MAX_ABS:
             raise StatsError(f"stats file {name!r}: '{key}' holds values up to {largest:.3g}, beyond "
-                             f"{MAX_ABS:.0e}: they overflow fp64 in the metrics; rebuild it with `genmetrics stats`")
+                             f"{MAX_ABS:.0e}: they overflow fp64 in the metrics; rebuild it with {stats_command()}")
     _check_covariance(sigma.astype(np.float64), name)
     return Stats(mu=mu.astype(np.float64), sigma=sigma.astype(np.float64), n=n, extractor=extractor, meta=meta,
                  features=None if features is None else features.astype(np.float32))
@@ -131,7 +140,7 @@ def _read_members(data: np.lib.npyio.NpzFile, name: str) -> tuple[dict[str, np.n
     limits: dict[str, int] = {}
     if sizes.get("meta", 0) > MAX_META_BYTES:
         raise StatsError(f"stats file {name!r}: its metadata inflates to {sizes['meta']:,} bytes, more than "
-                         f"{MAX_META_BYTES:,}; rebuild it with `genmetrics stats`")
+                         f"{MAX_META_BYTES:,}; rebuild it with {stats_command()}")
     meta = _read_meta(data["meta"], name) if "meta" in sizes else None
     try:
         dim, n = int(meta["extractor"]["dim"]), int(meta["n"])
@@ -142,7 +151,7 @@ def _read_members(data: np.lib.npyio.NpzFile, name: str) -> tuple[dict[str, np.n
     for key, size in sizes.items():
         if size > limits.get(key, size):
             raise StatsError(f"stats file {name!r}: member '{key}' inflates to {size:,} bytes, more than its "
-                             f"metadata allows ({limits[key]:,}); rebuild it with `genmetrics stats`")
+                             f"metadata allows ({limits[key]:,}); rebuild it with {stats_command()}")
     return {key: data[key] for key in sizes if key != "meta"}, meta
 
 
@@ -165,7 +174,7 @@ def _read_meta(raw: np.ndarray, name: str) -> dict:
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     if not depth_ok:
         raise StatsError(f"stats file {name!r}: its metadata is nested deeper than {MAX_META_DEPTH} levels; rebuild "
-                         "it with `genmetrics stats`")
+                         f"it with {stats_command()}")
     if not isinstance(meta, dict):
         raise StatsError(f"stats file {name!r} has malformed metadata (not a JSON object)")
     return meta
@@ -177,12 +186,12 @@ def _check_covariance(sigma: np.ndarray, name: str) -> None:
     max(diag) makes it fail)."""
     if not is_symmetric(sigma):
         raise StatsError(f"stats file {name!r}: 'sigma' is not symmetric, so it is no covariance matrix; rebuild "
-                         "it with `genmetrics stats`")
+                         f"it with {stats_command()}")
     shift = PSD_RTOL * max(float(np.diag(sigma).max(initial=0.0)), 0.0) + np.finfo(np.float64).tiny
     _, info = lapack.dpotrf(sigma + shift * np.eye(len(sigma)), lower=1, clean=0, overwrite_a=1)
     if info != 0 or np.diag(sigma).min(initial=0.0) < 0:
         raise StatsError(f"stats file {name!r}: 'sigma' is not positive semi-definite (a covariance matrix is), "
-                         "so it cannot give a valid FID; rebuild it with `genmetrics stats`")
+                         f"so it cannot give a valid FID; rebuild it with {stats_command()}")
 
 
 def check_compatible(spec: ExtractorSpec, ref: ExtractorSpec, ref_name: str, *, force_precision: bool = False) -> bool:
@@ -195,7 +204,7 @@ def check_compatible(spec: ExtractorSpec, ref: ExtractorSpec, ref_name: str, *, 
     if differing == ["precision"] and force_precision:
         return True
     if differing:
-        hint = " (pass --force to compare across precisions)" if differing == ["precision"] else ""
+        hint = f" (pass {spell('force')} to compare across precisions)" if differing == ["precision"] else ""
         raise StatsError(f"reference {ref_name!r} was computed with another extractor setup ("
                          + "; ".join(f"{key} {theirs.get(key)!r} vs {mine[key]!r}" for key in differing)
                          + f"): rebuild it with the same options, or change yours to match{hint}")

@@ -171,11 +171,11 @@ def test_score_with_clip_score_and_cmmd_on_clip_features(data, tiny_clip, tmp_pa
 
 
 def test_metric_option_errors(data, tiny_clip):
-    with pytest.raises(ConfigError, match="'cmmd' is defined on CLIP embeddings.*--extractor clip"):
+    with pytest.raises(ConfigError, match="'cmmd' is defined on CLIP embeddings.*extractor=clip"):
         genmetrics.score(str(data / "imgs"), str(data / "imgs"), "cmmd", progress=False)
-    with pytest.raises(ConfigError, match="'clip_score' needs captions: pass --captions"):
+    with pytest.raises(ConfigError, match="'clip_score' needs captions: pass captions=CAPTIONS"):
         genmetrics.score(str(data / "imgs"), None, "clip_score", progress=False)
-    with pytest.raises(ConfigError, match="'is' needs Inception logits"):
+    with pytest.raises(ConfigError, match="'is' needs classifier logits, which extractor=clip does not give"):
         genmetrics.score(str(data / "imgs"), None, "is", extractor="clip", progress=False)
     result = run("score", str(data / "imgs"), str(data / "imgs"), "--metrics", "fid", "--per-sample", "x.csv")
     assert result.exit_code == 2 and "add clip_score to --metrics" in result.stderr

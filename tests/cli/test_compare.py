@@ -111,7 +111,7 @@ def test_a_check_fails_only_when_the_whole_interval_is_beyond():
     (("--metrics", "fid", "--fail-if", "recall<-0.02"), "does not compute"),
     (("--bootstrap", "5"), "at least 10"),
     (("--metrics", "clip_score"), "does not take clip_score"),
-    (("--num-samples", "30"), "only 20 images but num_samples=30"),
+    (("--num-samples", "30"), "only 20 images but --num-samples 30 were requested; pass --num-samples 20 or fewer"),
 ])
 def test_bad_arguments_exit_2_with_one_line(small, args, message):
     result = run(str(small["a"]), str(small["b"]), "--ref", str(small["ref"]), *args)

@@ -114,7 +114,7 @@ def test_inception_score_needs_logits_and_matches_the_formula(logits_weights):
 def test_unknown_metric_and_missing_reference_are_config_errors():
     with pytest.raises(ConfigError, match="unknown metric.*fidd"):
         genmetrics.score(random_images(4), random_images(4), "fidd", progress=False)
-    with pytest.raises(ConfigError, match="reference .* is needed for fid"):
+    with pytest.raises(ConfigError, match="reference is needed for fid"):
         genmetrics.score(random_images(4), None, "fid", progress=False)
 
 

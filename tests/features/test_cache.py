@@ -20,7 +20,7 @@ from genmetrics.features.extract import FeatureSet, extract_features
 from genmetrics.features.inception import InceptionExtractor
 from genmetrics.features.registry import EXTRACTORS
 from genmetrics.io.images import open_source
-from tests.helpers import TinyExtractor, extract_to_file, random_images, write_folder
+from tests.helpers import TinyExtractor, extract_to_file, stand_in, random_images, write_folder
 
 KEY = "ab" * 32
 
@@ -112,7 +112,7 @@ def test_another_resize_re_extracts_through_the_engine(cache_root):
 
 
 def test_no_cache_writes_nothing(tmp_path, cache_root, monkeypatch):
-    monkeypatch.setitem(EXTRACTORS, "tiny", lambda device, **_: TinyExtractor())
+    monkeypatch.setitem(EXTRACTORS, "tiny", stand_in(TinyExtractor))
     folder = tmp_path / "three"
     write_folder(folder, random_images(3, size=32, seed=23))
     out = tmp_path / "s.npz"
@@ -179,7 +179,7 @@ def test_generator_samples_are_not_cached(cache_root):
 def test_an_unwritable_cache_warns_and_results_stay_right(folder, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.warns(UserWarning, match="not writable.*--no-cache"):
+    with pytest.warns(UserWarning, match="not writable.*cache=False"):
         feats = extract(folder, TinyExtractor(), blocker)
     fresh = extract_features(open_source(str(folder)), TinyExtractor(), progress=False)
     np.testing.assert_array_equal(feats.features, fresh.features)
@@ -236,6 +236,6 @@ def test_nan_features_name_the_file_and_are_not_cached(folder, cache_root, monke
     forward = TinyExtractor.forward
     monkeypatch.setattr(TinyExtractor, "forward", lambda self, batch: {**forward(self, batch),
                                                                         "logits": torch.full((len(batch), 4), np.inf)})
-    with pytest.raises(WeightsError, match=r"NaN/inf logits for 'img_0000\.png'.*--precision fp32"):
+    with pytest.raises(WeightsError, match=r"NaN/inf logits for 'img_0000\.png'.*precision=fp32"):
         extract(folder, TinyExtractor(), cache_root)
     assert entries(cache_root) == []

@@ -67,7 +67,7 @@ def test_weights_from_the_environment(tiny_clip, monkeypatch):
     monkeypatch.setenv(CLIP_WEIGHTS_ENV, tiny_clip[1])
     assert ClipExtractor(tiny_clip[0]).weights_path == tiny_clip[1]
     monkeypatch.delenv(CLIP_WEIGHTS_ENV)
-    with pytest.raises(WeightsError, match=r"no CLIP weights given: pass --clip-weights PATH .*GENMETRICS_CLIP"):
+    with pytest.raises(WeightsError, match=r"no CLIP weights given: pass clip_weights=PATH .*GENMETRICS_CLIP"):
         ClipExtractor(tiny_clip[0])
 
 
@@ -80,13 +80,13 @@ def test_a_pretrained_tag_fails_at_once_without_asking_open_clip(tag, monkeypatc
     monkeypatch.setattr(open_clip, "create_model", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     start = time.monotonic()
-    with pytest.raises(WeightsError, match=f"{tag}.*never downloads.*--clip-weights PATH"):
+    with pytest.raises(WeightsError, match=f"{tag}.*never downloads.*clip_weights=PATH"):
         ClipExtractor("ViT-B-32", tag)
     assert time.monotonic() - start < 5
 
 
 def test_missing_and_foreign_weight_files(tmp_path, tiny_clip):
-    with pytest.raises(WeightsError, match=r"nope\.pt.*\(from --clip-weights\) do not exist"):
+    with pytest.raises(WeightsError, match=r"nope\.pt.*\(from clip_weights=\.\.\.\) do not exist"):
         ClipExtractor(tiny_clip[0], str(tmp_path / "nope.pt"))
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
@@ -94,7 +94,7 @@ def test_missing_and_foreign_weight_files(tmp_path, tiny_clip):
         ClipExtractor(tiny_clip[0], str(junk))
     other = {**TINY_CLIP_CONFIG, "embed_dim": 8}
     other_config, _ = save_tiny_clip(tmp_path, config=other, name="other")
-    with pytest.raises(WeightsError, match=r"into --clip-model .*other\.json.*size mismatch"):
+    with pytest.raises(WeightsError, match=r"into clip_model='.*other\.json'.*size mismatch"):
         ClipExtractor(str(other_config), tiny_clip[1])
 
 

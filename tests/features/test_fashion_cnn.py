@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 import genmetrics
 from genmetrics_cli.main import cli
-from genmetrics.errors import StatsError, WeightsError
+from genmetrics.errors import ConfigError, StatsError, WeightsError
 from genmetrics.features.cache import spec_digest
 from genmetrics.features.extract import FeatureSet, extract_features
 from genmetrics.features.fashion_cnn import (
@@ -58,8 +58,10 @@ def test_spec_names_the_extractor_and_differs_from_inceptions(fashion_cnn, incep
         (FASHION_CNN_NAME, WEIGHTS_SHA256, RESIZE, 28, FEATURE_DIM, "float64")
     assert fashion_cnn.has_logits and fashion_cnn.weights_path == str(WEIGHTS_PATH)
     assert spec_digest(spec) != spec_digest(inception.spec)  # separate feature-cache folders
-    built = build_extractor("fashion-cnn", resize="clean", precision="bf16")  # options of other extractors
-    assert isinstance(built, FashionCNNExtractor) and built.spec == spec
+    assert isinstance(build_extractor("fashion-cnn"), FashionCNNExtractor)
+    for option, value in (("resize", "clean"), ("precision", "bf16"), ("inception_weights", "/nonexistent")):
+        with pytest.raises(ConfigError, match=f"^{option}=... does not apply to extractor=fashion-cnn: drop it"):
+            build_extractor("fashion-cnn", **{option: value})
 
 
 def test_test_set_accuracy_is_at_least_90_percent(test_feats):
@@ -147,7 +149,7 @@ def test_bad_weights_files_are_weights_errors(tmp_path):
     data = bytearray(WEIGHTS_PATH.read_bytes())
     data[-1] ^= 1  # a bit of the last tensor
     changed.write_bytes(bytes(data))
-    with pytest.raises(WeightsError, match=r"sha256 [0-9a-f]{64}, expected .*--trust-weights"):
+    with pytest.raises(WeightsError, match=r"sha256 [0-9a-f]{64}, expected .*trust_weights=True"):
         FashionCNNExtractor(changed)
     trusted = FashionCNNExtractor(changed, trust_weights=True)
     assert trusted.spec.weights_sha256 == sha256_file(changed) != WEIGHTS_SHA256
@@ -169,7 +171,7 @@ def test_shipped_weights_file_edited_in_place_is_refused(tmp_path, monkeypatch):
     data[-1] ^= 1
     copy.write_bytes(bytes(data))
     monkeypatch.setattr("genmetrics.features.fashion_cnn.WEIGHTS_PATH", copy)
-    with pytest.raises(WeightsError, match="--trust-weights"):
+    with pytest.raises(WeightsError, match="trust_weights=True"):
         genmetrics.score(random_images(20), metrics="is", extractor="fashion-cnn", progress=False)
     result = genmetrics.score(random_images(20), metrics="is", extractor="fashion-cnn", trust_weights=True,
                               progress=False, cache=False)

@@ -187,5 +187,5 @@ def test_unknown_resize_is_a_config_error():
 
 
 def test_untrusted_weights_are_refused(logits_weights):
-    with pytest.raises(WeightsError, match="matches no known TF-Inception release.*--trust-weights"):
+    with pytest.raises(WeightsError, match="matches no known TF-Inception release.*trust_weights=True"):
         InceptionExtractor(logits_weights)

@@ -144,7 +144,7 @@ def test_bad_files_raise_decode_error_naming_the_file(tmp_path):
     src = open_source(tmp_path)
     by_name = {src.name(i): i for i in range(len(src))}
     assert set(by_name) == {"empty.png", "text.png", "trunc.png", "ok.png"}
-    with pytest.raises(DecodeError, match=r"empty\.png.*empty file.*--skip-bad"):
+    with pytest.raises(DecodeError, match=r"empty\.png.*empty file.*skip_bad=True"):
         src.load(by_name["empty.png"])
     with pytest.raises(DecodeError, match=r"text\.png.*not a PNG, JPEG"):
         src.load(by_name["text.png"])

@@ -9,7 +9,7 @@ import pytest
 
 from genmetrics.config import ExtractorSpec
 from genmetrics.errors import InputError, StatsError
-from genmetrics.evaluate import _is_stats_file
+from genmetrics.pipeline import is_stats_file
 from genmetrics.io.statsfile import Stats, check_compatible, load_stats, save_stats
 from tests.helpers import with_zip_extract_version
 
@@ -47,7 +47,7 @@ def test_pickled_content_is_refused_without_being_executed(tmp_path):
 def test_file_without_metadata_is_refused_with_the_fix(tmp_path):
     path = tmp_path / "pytorch_fid.npz"
     np.savez(path, mu=np.zeros(4), sigma=np.eye(4))
-    with pytest.raises(StatsError, match="no genmetrics metadata.*genmetrics stats"):
+    with pytest.raises(StatsError, match=r"no genmetrics metadata.*genmetrics\.compute_stats\(SRC, FILE\)"):
         load_stats(path)
 
 
@@ -79,7 +79,7 @@ def test_unsupported_zip_version_and_bad_metadata_are_stats_errors(tmp_path):
     (tmp_path / "v.npz").write_bytes(with_zip_extract_version(path.read_bytes()))
     with pytest.raises(StatsError, match=r"v\.npz.*not a valid .npz.*NotImplementedError"):
         load_stats(tmp_path / "v.npz")
-    assert not _is_stats_file(tmp_path / "v.npz")  # then read as an image array, an InputError
+    assert not is_stats_file(tmp_path / "v.npz")  # then read as an image array, an InputError
     np.savez(tmp_path / "inf.npz", mu=np.zeros(4), sigma=np.eye(4),
              meta=np.array(json.dumps({"n": float("inf"), "extractor": SPEC.to_dict()})))
     with pytest.raises(StatsError, match=r"inf\.npz.*malformed metadata"):

@@ -1,5 +1,5 @@
 """Precision/recall and density/coverage: torch-fidelity and prdc parity, brute-force references, known answers,
-ties and near ties."""
+ties and near ties. The k-NN engine underneath is tested on its own in test_knn.py."""
 import numpy as np
 import pytest
 import torch
@@ -7,13 +7,13 @@ from prdc import compute_prdc
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from genmetrics.errors import MetricError
+from genmetrics.metrics import knn
 from genmetrics.metrics.precision_recall import (
+    DEFAULT_BLOCK_SIZE,
+    ManifoldIncidence,
     ManifoldMetrics,
-    _ErrorBound,
-    _knn_radii_sq,
-    _prepare,
-    _Workspace,
     density_coverage,
+    manifold_incidence,
     manifold_metrics,
     precision_recall,
 )
@@ -182,9 +182,7 @@ def test_near_ties_are_decided_exactly_where_float32_cannot():
     ref, on_edge, beyond = _near_ties()
     expected_radius = np.tile([25.0, 25.0, 25.0 + 2.0 ** -39], 4)
     assert (_radii(ref, 1) == expected_radius).all()
-    tiles_ref, _, bound = _prepare(ref, on_edge)
-    assert (_knn_radii_sq(tiles_ref, [1, 2], bound, 5, _Workspace(5, tiles_ref.left.shape[1], torch.float32))[1]
-            == expected_radius).all()
+    assert (knn.knn_radii_sq(ref, [1, 2], block_size=5)[1] == expected_radius).all()
     assert (_sq_dists(on_edge, ref).min(axis=1) == np.tile([25.0, 25.0 + 2.0 ** -40, 25.0 - 2.0 ** -40], 4)).all()
     for block_size in (1, 5, 64):
         assert precision_recall(ref, on_edge, k=1, block_size=block_size) == _brute_force(ref, on_edge, 1)[:2]
@@ -198,13 +196,12 @@ def test_near_ties_are_decided_exactly_where_float32_cannot():
     assert theirs in (0.0, 0.25, 0.5, 0.75, 1.0)
     # Scaling by 2^60 is exact: same decisions, now from fp64 tiles (float32 tiles could overflow).
     assert precision_recall(ref * 2.0 ** 60, on_edge * 2.0 ** 60, k=1) == (2 / 3, precision_recall(ref, on_edge, 1)[1])
-    assert _prepare(ref * 2.0 ** 60, on_edge)[0].left.dtype == torch.float64
 
 
 def test_duplicates_and_near_duplicates(monkeypatch):
     """Clusters below float32 resolution: zero radii (exact duplicates), rows whose kept float32 candidates
     cannot be trusted (rescanned), and border pairs resolved in small batches."""
-    monkeypatch.setattr("genmetrics.metrics.precision_recall._MAX_BORDER", 3)
+    monkeypatch.setattr(knn, "_MAX_BORDER_PAIRS", 3)
     x = _features(120, 24, seed=7)
     rng = np.random.default_rng(8)
     near = x[1] + 1e-7 * rng.random((20, 24))  # distinct in fp64, one point in float32
@@ -214,8 +211,7 @@ def test_duplicates_and_near_duplicates(monkeypatch):
         assert manifold_metrics(ref, gen, k_pr=k, k_dc=k, block_size=32) == ManifoldMetrics(
             *_brute_force(ref, gen, k))
         assert precision_recall(gen, ref, k, block_size=32) == _brute_force(gen, ref, k)[:2]
-    tiles, _, bound = _prepare(ref, gen)
-    radii = _knn_radii_sq(tiles, [1, 3, 7], bound, 32, _Workspace(32, tiles.left.shape[1], torch.float32))
+    radii = knn.knn_radii_sq(ref, [1, 3, 7], block_size=32)
     assert all((radii[k] == _radii(ref, k)).all() for k in (1, 3, 7))
 
 
@@ -232,17 +228,23 @@ def test_float32_input_is_not_widened_and_gives_the_same_result():
     ref, gen = _features(150, 16, seed=11, dtype=np.float32), _features(140, 16, seed=12, shift=0.2, dtype=np.float32)
     assert precision_recall(ref, gen) == precision_recall(ref.astype(np.float64), gen.astype(np.float64))
     assert precision_recall(torch.from_numpy(ref), gen) == _brute_force(ref, gen, 3)[:2]
-    assert _prepare(ref, gen)[0].exact is ref
 
 
-def test_error_bound_covers_float32_tiles():
-    """The bound holds with room to spare on tiles of ill-conditioned data (large common offset)."""
-    rng = np.random.default_rng(13)
-    x = (1e3 + rng.standard_normal((64, 300))).astype(np.float32)
-    tiles, _, bound = _prepare(x, x)
-    work = _Workspace(64, tiles.left.shape[1], tiles.left.dtype)
-    h = work.product(tiles.left, work.right(tiles, slice(0, 64))).astype(np.float64)
-    err = np.abs(2 * h - _sq_dists(x, x))
-    allowed = 2 * bound.half(tiles.norm_sq[:, None], tiles.norm_sq[None, :])
-    assert (err <= allowed).all() and err.max() > 0
-    assert bound == _ErrorBound.for_tiles(np.dtype(np.float32), 304, 300)
+
+def test_manifold_incidence_holds_the_memberships_of_manifold_metrics():
+    ref, gen = _features(120, 12, seed=13), _features(100, 12, seed=14, shift=0.1)
+    incidence = manifold_incidence(ref, gen, k_pr=3, k_dc=5, block_size=32)
+    assert isinstance(incidence, ManifoldIncidence)
+    assert (incidence.n_ref, incidence.n_gen, incidence.k_pr, incidence.k_dc) == (120, 100, 3, 5)
+    assert incidence.metrics() == manifold_metrics(ref, gen, k_pr=3, k_dc=5) == ManifoldMetrics(
+        *_brute_force(ref, gen, 3)[:2], *_brute_force(ref, gen, 5)[2:])
+    d = _sq_dists(ref, gen)
+    strictly_in_ref = d < _radii(ref, 5)[:, None]  # (ref owner, gen): density/coverage balls
+    in_gen = d.T <= _radii(gen, 3)[:, None]  # (gen owner, ref): recall balls
+    for (owner, other), inside in ((incidence.ref_balls, strictly_in_ref), (incidence.gen_balls, in_gen)):
+        assert owner.dtype == other.dtype == np.int64 and len(owner) == inside.sum() and inside[owner, other].all()
+    assert np.array_equal(incidence.gen_in_ref, (d <= _radii(ref, 3)[:, None]).any(axis=0))
+
+
+def test_public_names():
+    assert DEFAULT_BLOCK_SIZE == knn.DEFAULT_BLOCK_SIZE  # imported from precision_recall by cmmd and bootstrap

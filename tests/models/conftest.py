@@ -42,9 +42,9 @@ def assert_uint8_images(images: torch.Tensor | np.ndarray, n: int, size: int = 2
 def tiny_extractor(monkeypatch) -> str:
     """Register genmetrics' fast stand-in extractor (tests.helpers.TinyExtractor) as ``tiny``; returns the name."""
     from genmetrics.features.registry import EXTRACTORS
-    from tests.helpers import TinyExtractor
+    from tests.helpers import TinyExtractor, stand_in
 
-    monkeypatch.setitem(EXTRACTORS, "tiny", lambda device, **_: TinyExtractor())
+    monkeypatch.setitem(EXTRACTORS, "tiny", stand_in(TinyExtractor))
     return "tiny"
 
 

@@ -237,20 +237,22 @@ def test_sampling_options_and_conditioning_are_checked():
     assert model.check_sample_options({}) == {"guidance": 0.0, "classifier_scale": 0.0, "sampling_steps": 0}
     assert model.check_sample_options({"guidance": 2, "sampling_steps": 5.0}) == {
         "guidance": 2.0, "classifier_scale": 0.0, "sampling_steps": 5}
-    for options, message in [({"sampling_steps": 11}, r"sampling_steps 11 must lie in 0..10"),
+    for options, message in [({"sampling_steps": 11}, r"sampling_steps=11 must lie in 0..10"),
                              ({"sampling_steps": 2.5}, r"sampling_steps=2.5 of model 'ddpm' must be an integer"),
-                             ({"guidance": -2}, r"guidance -2.0 must be a finite number >= -1"),
-                             ({"classifier_scale": -1}, r"classifier_scale -1.0 must be a finite number >= 0"),
-                             ({"temperature": 1}, (r"model 'ddpm' has no sampling option temperature \(--temperature\); "
-                                                   r"its options are guidance, classifier_scale, sampling_steps"))]:
+                             ({"guidance": -2}, r"guidance=-2.0 must be a finite number >= -1"),
+                             ({"classifier_scale": -1}, r"classifier_scale=-1.0 must be a finite number >= 0"),
+                             ({"temperature": 1}, (r"model 'ddpm' has no sampling option temperature=\.\.\.; "
+                                                   r"its options are guidance=\.\.\., classifier_scale=\.\.\., "
+                                                   r"sampling_steps=\.\.\."))]:
         with pytest.raises(ConfigError, match=message):
             model.sample(2, **options)
     unconditional = _ddpm(conditional=False)
     assert unconditional.classifier is None and set(unconditional.optimizers) == {"denoiser"}
-    with pytest.raises(ConfigError, match=r"this ddpm is unconditional: guidance and classifier_scale need"):
+    with pytest.raises(ConfigError, match=r"this ddpm is unconditional: guidance and classifier_scale need a model "
+                                          r"trained with hparams=\{'conditional': True\}"):
         unconditional.sample(2, guidance=1.0)
     assert_uint8_images(unconditional.sample(2, sampling_steps=3), 2)
-    for hparams, message in [({"sampling_steps": 20}, r"sampling_steps 20 must lie in 0..10"),
+    for hparams, message in [({"sampling_steps": 20}, r"sampling_steps=20 must lie in 0..10"),
                              ({"p_uncond": 1.5}, r"p_uncond=1.5 of model 'ddpm' must lie in \[0, 1\]"),
                              ({"ema_decay": 1.0}, r"ema_decay=1.0 of model 'ddpm' must lie in \[0, 1\)"),
                              ({"schedule": "quadratic"}, r"choose one of linear, cosine")]:

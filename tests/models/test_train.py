@@ -71,12 +71,15 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 
 def test_a_diverging_loss_stops_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(DCGAN, "train_step", lambda self, images, labels, generator: {"d_loss": float("nan")})
-    with pytest.raises(ConfigError, match=r"dcgan d_loss became nan at step 1; lower the learning rate"):
+    with pytest.raises(ConfigError, match=r"dcgan d_loss became nan at step 1; lower the learning rate "
+                                          r"\(hparams=\{'lr': \.\.\.\}\) and train again in a new folder "
+                                          r"\(out=FOLDER\)"):
         train("dcgan", tmp_path, TrainOptions(steps=3, **QUIET), dataset="digits", hparams=TINY["dcgan"])
 
 
 def test_batch_size_must_fit_the_data(tmp_path):
-    with pytest.raises(ConfigError, match=r"batch_size=1000 \(x3 batches per step\) must be at least 2 and fit in "
+    with pytest.raises(ConfigError, match=r"hparams=\{'batch_size': 1000\} \(x3 batches per step\) must be at least 2 "
+                                          r"and fit in "
                                           r"the 1797 training images of digits"):
         train("wgan", tmp_path, TrainOptions(steps=1, **QUIET), dataset="digits",
               hparams={"batch_size": 1000, "n_critic": 3})

@@ -8,13 +8,13 @@ import pytest
 
 from genmetrics.features.inception import InceptionExtractor
 from genmetrics.features.registry import EXTRACTORS
-from tests.helpers import TinyExtractor
+from tests.helpers import TinyExtractor, stand_in
 
 
 @pytest.fixture(autouse=True)
 def tiny(monkeypatch, tmp_path) -> Path:
     """Register TinyExtractor as ``tiny`` and give the test its own cache folder (returned)."""
-    monkeypatch.setitem(EXTRACTORS, "tiny", lambda device, **_: TinyExtractor())
+    monkeypatch.setitem(EXTRACTORS, "tiny", stand_in(TinyExtractor))
     cache = tmp_path / "cache"
     monkeypatch.setenv("GENMETRICS_CACHE_DIR", str(cache))
     return cache
@@ -23,5 +23,5 @@ def tiny(monkeypatch, tmp_path) -> Path:
 @pytest.fixture
 def real_inception(monkeypatch, inception: InceptionExtractor) -> InceptionExtractor:
     """``--extractor inception`` gives the session's TF-Inception (default weights and resize) without reloading."""
-    monkeypatch.setitem(EXTRACTORS, "inception", lambda device, **_: inception)
+    monkeypatch.setitem(EXTRACTORS, "inception", stand_in(lambda: inception, like="inception"))
     return inception

@@ -447,7 +447,7 @@ def test_unwritable_cache_folder(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     monkeypatch.setenv("GENMETRICS_CACHE_DIR", str(blocker / "cache"))
-    with pytest.warns(UserWarning, match="not writable.*--no-cache"):
+    with pytest.warns(UserWarning, match="not writable.*cache=False"):
         cached = genmetrics.compute_stats(str(folder), extractor="tiny", progress=False)
     fresh = genmetrics.compute_stats(str(folder), extractor="tiny", cache=False, progress=False)
     np.testing.assert_array_equal(cached.sigma, fresh.sigma)

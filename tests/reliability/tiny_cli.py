@@ -18,7 +18,7 @@ import torch
 
 from genmetrics_cli.main import cli
 from genmetrics.features.registry import EXTRACTORS
-from tests.helpers import TinyExtractor
+from tests.helpers import TinyExtractor, stand_in
 
 
 class _SlowTiny(TinyExtractor):
@@ -44,7 +44,7 @@ def _dying_savez(kill_at: int) -> Any:
 
 
 if __name__ == "__main__":
-    EXTRACTORS["tiny"] = lambda device, **_: _SlowTiny()
+    EXTRACTORS["tiny"] = stand_in(_SlowTiny)
     if os.environ.get("TINY_KILL_AT_SAVEZ"):
         np.savez = _dying_savez(int(os.environ["TINY_KILL_AT_SAVEZ"]))
     cli(prog_name="genmetrics")

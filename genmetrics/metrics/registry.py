@@ -1,0 +1,326 @@
+"""Every metric in one place: a ``MetricDef`` says what a metric needs, what it outputs, how it is labelled, which
+direction is better, how it is computed and how ``compare`` resamples it.
+
+``score``, ``compare``, ``Evaluator``, ``report`` and the CLI's ``--metrics`` help iterate over ``METRICS``.
+Adding a metric = one module in ``genmetrics/metrics/`` (a pure function on arrays) + one ``MetricDef`` below
+(+ tests); nothing else changes. The compute functions take a ``MetricInputs`` (the arrays of one generated side
+and of the reference) and return ``{output key: value}``; the replicate functions take a ``BootstrapInputs`` and
+return ``{row: (value, replicates (B,))}``.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from genmetrics.errors import ConfigError, spell
+from genmetrics.metrics import bootstrap
+from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
+from genmetrics.metrics.fid import fid_from_stats
+from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
+from genmetrics.metrics.kid import kid, polynomial_kernel
+from genmetrics.metrics.precision_recall import (
+    ManifoldIncidence,
+    ManifoldMetrics,
+    density_coverage,
+    manifold_incidence,
+    manifold_metrics,
+    precision_recall,
+)
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    """Settings of the metrics (not of the features).
+
+    Args:
+        kid_subsets: KID's number of random subsets.
+        kid_subset_size: images per KID subset (capped at the smaller side).
+        pr_k: k of k-NN precision/recall.
+        dc_k: k of density/coverage.
+        is_splits: Inception Score splits.
+        cmmd_sigma: bandwidth of CMMD's Gaussian kernel.
+        seed: seed of KID's subsets.
+    """
+
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    pr_k: int = 3
+    dc_k: int = 5
+    is_splits: int = 10
+    cmmd_sigma: float = DEFAULT_SIGMA
+    seed: int = 0
+
+
+@dataclass
+class MetricInputs:
+    """The arrays one generated side offers the metrics: mean (D,), covariance (D, D), features (N, D) when a
+    metric needs them, logits (N, C) when 'is' is wanted, and the same of the reference (None without one)."""
+
+    mu_gen: np.ndarray
+    sigma_gen: np.ndarray
+    feats_gen: np.ndarray | None
+    logits_gen: np.ndarray | None
+    mu_ref: np.ndarray | None
+    sigma_ref: np.ndarray | None
+    feats_ref: np.ndarray | None
+    options: MetricOptions
+    wanted: tuple[str, ...]
+
+    @functools.cached_property
+    def manifold(self) -> ManifoldMetrics | None:
+        """Precision, recall, density and coverage at once when both 'pr' and 'dc' are wanted (they share the
+        reference radii and the pass over cross pairs); None otherwise."""
+        if not {"pr", "dc"} <= set(self.wanted):
+            return None
+        return manifold_metrics(self.feats_ref, self.feats_gen, k_pr=self.options.pr_k, k_dc=self.options.dc_k)
+
+
+@dataclass
+class BootstrapInputs(MetricInputs):
+    """``MetricInputs`` plus the resampling of one side for ``compare``: ``indices`` (B, N) drawn with
+    replacement, their ``counts`` (B, N), the torch ``device`` of FID's replicates, ``done`` called once per
+    replicate of a per-replicate metric, and ``shared``, a cache kept across both sides (reference terms)."""
+
+    indices: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    device: str = "cpu"
+    done: Callable[[], Any] = lambda: None
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def incidence(self) -> ManifoldIncidence:
+        """Which reference balls hold each generated sample and vice versa (both k), for pr/dc replicates."""
+        return manifold_incidence(self.feats_ref, self.feats_gen, k_pr=self.options.pr_k, k_dc=self.options.dc_k)
+
+    @functools.cached_property
+    def manifold_replicates(self) -> dict[str, np.ndarray]:
+        """Replicates (B,) of precision, recall, density and coverage, from the one incidence."""
+        return bootstrap.manifold_replicates(self.incidence, self.counts)
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric.
+
+    Attributes:
+        name: the ``metrics=`` / ``--metrics`` name.
+        help: one phrase for the CLI help.
+        outputs: ``score``'s output keys -> table labels, in output order.
+        rows: ``compare``'s rows -> table labels (empty: compare does not take it).
+        higher_is_better: the direction of every output and row.
+        needs_features: needs feature matrices, not only mean/covariance (so stats files must hold them).
+        needs_reference: needs a reference side.
+        needs_logits: needs classifier logits of the generated side.
+        needs_captions: needs captions (computed by ``genmetrics.clip_eval``, not by ``compute``).
+        extractors: the extractors whose features it is defined on (None: any); ``unsupported`` says why.
+        compute: ``MetricInputs -> {output: value}``.
+        replicate: ``BootstrapInputs -> {row: (value, replicates)}`` for compare.
+        settings: ``MetricOptions -> provenance entries`` of score/Evaluator (compare_settings for compare).
+        fraction_rows: rows whose values lie in [0, 1], so a difference lies in [-1, 1].
+    """
+
+    name: str
+    help: str
+    outputs: Mapping[str, str]
+    rows: Mapping[str, str] = field(default_factory=dict)
+    higher_is_better: bool = False
+    needs_features: bool = False
+    needs_reference: bool = True
+    needs_logits: bool = False
+    needs_captions: bool = False
+    extractors: tuple[str, ...] | None = None
+    unsupported: str = ""
+    compute: Callable[[MetricInputs], dict[str, float]] | None = None
+    replicate: Callable[[BootstrapInputs], dict[str, tuple[float, np.ndarray]]] | None = None
+    settings: Callable[[MetricOptions], dict[str, Any]] = lambda options: {}
+    compare_settings: Callable[[MetricOptions], dict[str, Any]] | None = None
+    fraction_rows: tuple[str, ...] = ()
+
+    def change_bound(self, row: str) -> float:
+        """The largest difference of ``row`` that can occur or matter (compare's --fail-if bounds)."""
+        return 1.0 if row in self.fraction_rows else 1e6
+
+
+# --- compute functions: MetricInputs -> {output key: value} ---------------------------------------------------
+
+def _fid(inputs: MetricInputs) -> dict[str, float]:
+    return {"fid": fid_from_stats(inputs.mu_gen, inputs.sigma_gen, inputs.mu_ref, inputs.sigma_ref)}
+
+
+def _kid(inputs: MetricInputs) -> dict[str, float]:
+    options = inputs.options
+    mean, std = kid(inputs.feats_gen, inputs.feats_ref, subsets=options.kid_subsets,
+                    subset_size=options.kid_subset_size, seed=options.seed)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def _is(inputs: MetricInputs) -> dict[str, float]:
+    mean, std = inception_score(inputs.logits_gen, splits=inputs.options.is_splits)
+    return {"is_mean": mean, "is_std": std}
+
+
+def _pr(inputs: MetricInputs) -> dict[str, float]:
+    found = inputs.manifold
+    if found is None:
+        precision, recall = precision_recall(inputs.feats_ref, inputs.feats_gen, k=inputs.options.pr_k)
+        return {"precision": precision, "recall": recall}
+    return {"precision": found.precision, "recall": found.recall}
+
+
+def _dc(inputs: MetricInputs) -> dict[str, float]:
+    found = inputs.manifold
+    if found is None:
+        density, coverage = density_coverage(inputs.feats_ref, inputs.feats_gen, k=inputs.options.dc_k)
+        return {"density": density, "coverage": coverage}
+    return {"density": found.density, "coverage": found.coverage}
+
+
+def _cmmd(inputs: MetricInputs) -> dict[str, float]:
+    return {"cmmd": cmmd(inputs.feats_gen, inputs.feats_ref, sigma=inputs.options.cmmd_sigma)}
+
+
+# --- replicate functions: BootstrapInputs -> {row: (value, replicates)} ---------------------------------------
+
+def _fid_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    found = bootstrap.fid_replicates(inputs.feats_gen, inputs.mu_ref, inputs.sigma_ref, inputs.counts,
+                                     device=inputs.device, done=inputs.done)
+    return {"fid": (_fid(inputs)["fid"], found)}
+
+
+def _mmd_replicates(row: str, kernel: bootstrap.Kernel, scale: float, inputs: BootstrapInputs
+                    ) -> dict[str, tuple[float, np.ndarray]]:
+    """Unbiased MMD^2 of the whole sets (first value) and of every replicate; the reference term, which
+    resampling the generated side leaves fixed, is computed once for both sides."""
+    key = f"{row}_reference_term"
+    if key not in inputs.shared:
+        inputs.shared[key] = bootstrap.mmd2_reference_term(inputs.feats_ref, kernel)
+    both = np.concatenate([np.ones((1, inputs.counts.shape[1])), inputs.counts])
+    mmd = scale * bootstrap.mmd2_replicates(inputs.feats_gen, inputs.feats_ref, both, kernel, inputs.shared[key])
+    return {row: (float(mmd[0]), mmd[1:])}
+
+
+def _kid_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    return _mmd_replicates("kid", polynomial_kernel, 1.0, inputs)
+
+
+def _cmmd_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    return _mmd_replicates("cmmd", bootstrap.rbf_kernel(inputs.options.cmmd_sigma), DEFAULT_SCALE, inputs)
+
+
+def _is_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    splits = inputs.options.is_splits
+    value = inception_score(inputs.logits_gen, splits=splits)[0]
+    return {"is": (value, bootstrap.is_replicates(inputs.logits_gen, inputs.indices, splits, done=inputs.done))}
+
+
+def _manifold_replicates(rows: tuple[str, ...], inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    """Rows of precision/recall/density/coverage from the incidence both pr and dc share."""
+    full = inputs.incidence.metrics()
+    return {row: (float(getattr(full, row)), inputs.manifold_replicates[row]) for row in rows}
+
+
+# --- the registry ----------------------------------------------------------------------------------------------
+
+def _kid_settings(options: MetricOptions) -> dict[str, Any]:
+    return {"kid": {"subsets": options.kid_subsets, "subset_size": options.kid_subset_size}}
+
+
+def _cmmd_settings(options: MetricOptions) -> dict[str, Any]:
+    return {"cmmd": {"sigma": options.cmmd_sigma, "scale": DEFAULT_SCALE, "estimator": "unbiased"}}
+
+
+METRICS: dict[str, MetricDef] = {metric.name: metric for metric in (
+    MetricDef("fid", "Fréchet Inception Distance", {"fid": "FID"}, {"fid": "FID"}, compute=_fid,
+              replicate=_fid_replicates),
+    MetricDef("kid", "Kernel Inception Distance", {"kid_mean": "KID (mean)", "kid_std": "KID (std)"},
+              {"kid": "KID"}, needs_features=True, compute=_kid, replicate=_kid_replicates, settings=_kid_settings,
+              compare_settings=lambda options: {}),
+    MetricDef("is", "Inception Score (weights with logits)", {"is_mean": "IS (mean)", "is_std": "IS (std)"},
+              {"is": "IS"}, higher_is_better=True, needs_reference=False, needs_logits=True, compute=_is,
+              replicate=_is_replicates,
+              settings=lambda options: {"is_splits": options.is_splits, "is_order": shuffle_provenance()}),
+    MetricDef("pr", "k-NN precision/recall", {"precision": "precision", "recall": "recall"},
+              {"precision": "precision", "recall": "recall"}, higher_is_better=True, needs_features=True,
+              compute=_pr, replicate=functools.partial(_manifold_replicates, ("precision", "recall")),
+              settings=lambda options: {"pr_k": options.pr_k}, fraction_rows=("precision", "recall")),
+    MetricDef("dc", "density/coverage", {"density": "density", "coverage": "coverage"},
+              {"density": "density", "coverage": "coverage"}, higher_is_better=True, needs_features=True,
+              compute=_dc, replicate=functools.partial(_manifold_replicates, ("density", "coverage")),
+              settings=lambda options: {"dc_k": options.dc_k}, fraction_rows=("coverage",)),
+    MetricDef("cmmd", "CLIP maximum mean discrepancy (extractor clip)", {"cmmd": "CMMD"}, {"cmmd": "CMMD"},
+              needs_features=True, extractors=("clip",), unsupported="is defined on CLIP embeddings",
+              compute=_cmmd, replicate=_cmmd_replicates, settings=_cmmd_settings),
+    MetricDef("clip_score", "CLIPScore of images and their captions (captions)",
+              {"clip_score_mean": "CLIPScore (mean)", "clip_score_std": "CLIPScore (std)",
+               "ref_clip_score_mean": "RefCLIPScore (mean)", "ref_clip_score_std": "RefCLIPScore (std)"},
+              higher_is_better=True, needs_reference=False, needs_captions=True),
+)}
+DEFAULT_METRICS = ("fid", "kid", "pr")
+LABELS: dict[str, str] = {key: label for metric in METRICS.values() for key, label in metric.outputs.items()}
+ROWS: dict[str, MetricDef] = {row: metric for metric in METRICS.values() for row in metric.rows}
+
+
+def parse_metrics(metrics: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """'fid,kid' or ('fid', 'kid') -> validated tuple in the given order, without duplicates."""
+    names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def check_supported(wanted: tuple[str, ...], extractor: str, has_logits: bool | None = None) -> None:
+    """ConfigError when a metric of ``wanted`` is undefined on the features of the extractor called
+    ``extractor`` (whose configs says ``has_logits`` False when it never gives logits)."""
+    for name in wanted:
+        metric = METRICS[name]
+        if metric.extractors is not None and extractor not in metric.extractors:
+            raise ConfigError(f"metric {name!r} {metric.unsupported} but {spell('extractor', extractor)} is given: "
+                              f"pass {spell('extractor', metric.extractors[0])}, or drop {name}")
+        if metric.needs_logits and has_logits is False:
+            raise ConfigError(f"metric {name!r} needs classifier logits, which {spell('extractor', extractor)} "
+                              f"does not give: drop {name!r} or score it in a separate run with "
+                              f"{spell('extractor', 'inception')}")
+
+
+def needs_features(wanted: tuple[str, ...] | list[str]) -> bool:
+    """True when a metric of ``wanted`` needs feature matrices rather than mean/covariance alone."""
+    return any(METRICS[name].needs_features for name in wanted)
+
+
+def needs_reference(wanted: tuple[str, ...] | list[str]) -> list[str]:
+    """The metrics of ``wanted`` that need a reference."""
+    return [name for name in wanted if METRICS[name].needs_reference]
+
+
+def metric_settings(wanted: tuple[str, ...] | list[str], options: MetricOptions, *, compare: bool = False
+                    ) -> dict[str, Any]:
+    """The provenance entries of the settings of the metrics in ``wanted``."""
+    found: dict[str, Any] = {}
+    for name in wanted:
+        metric = METRICS[name]
+        settings = metric.compare_settings if compare and metric.compare_settings else metric.settings
+        found.update(settings(options))
+    return found
+
+
+def compute_metrics(inputs: MetricInputs) -> dict[str, float]:
+    """The values of every metric of ``inputs.wanted`` that has a compute function, in output order."""
+    values: dict[str, float] = {}
+    for name in inputs.wanted:
+        if METRICS[name].compute is not None:
+            values.update(METRICS[name].compute(inputs))
+    return values
+
+
+def replicate_metrics(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    """``{row: (value, replicates)}`` of every metric of ``inputs.wanted`` (all must have a replicate
+    function)."""
+    found: dict[str, tuple[float, np.ndarray]] = {}
+    for name in inputs.wanted:
+        found.update(METRICS[name].replicate(inputs))
+    return found

@@ -1,0 +1,226 @@
+"""The steps every entry point shares: build the extractor for a request, extract or load one side, resolve a
+reference, compute metric values. Each returns what it made; nothing here mutates its arguments.
+
+``score``, ``compute_stats``, ``clip_score`` (evaluate.py), ``compare`` (compare.py) and ``Evaluator``
+(streaming.py) are thin callers of these.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genmetrics.errors import ConfigError, InputError, StatsError, WeightsError, phrase, spell
+from genmetrics.features import distributed
+from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.cache import FeatureCache, cache_dir
+from genmetrics.features.extract import FeatureSet, extract_features
+from genmetrics.features.registry import ClipConfig, ExtractorConfig, extractor_config
+from genmetrics.io.images import ImageSource, open_source
+from genmetrics.io.statsfile import Stats, check_compatible, load_stats, stats_command
+from genmetrics.metrics import check_finite
+from genmetrics.metrics.registry import (
+    METRICS,
+    MetricInputs,
+    MetricOptions,
+    check_supported,
+    compute_metrics,
+    needs_reference,
+)
+from genmetrics.references import is_reference_name, resolve_reference
+from genmetrics.versions import versions
+
+_CLIP_OPTIONS = ("clip_model", "clip_weights")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How features are extracted; none of these change the values.
+
+    Args:
+        batch_size: images per forward pass.
+        device: torch device of the extractor.
+        workers: DataLoader worker processes decoding images.
+        skip_bad: skip undecodable images (reported in the provenance) instead of stopping.
+        progress: tqdm progress bars on stderr.
+        cache: read and write the feature cache under $GENMETRICS_CACHE_DIR.
+    """
+
+    batch_size: int = 32
+    device: str = "cpu"
+    workers: int = 0
+    skip_bad: bool = False
+    progress: bool = True
+    cache: bool = True
+
+    @classmethod
+    def make(cls, batch_size: int, device: str, workers: int, skip_bad: bool, progress: bool,
+             cache: bool) -> ExtractOptions:
+        """Options for this process: under torchrun only rank 0 shows progress."""
+        return cls(batch_size, device, workers, skip_bad, progress and distributed.is_main_process(), cache)
+
+
+def resolve_configs(extractor: str | ExtractorConfig, wanted: tuple[str, ...], flat: dict[str, Any]
+                    ) -> tuple[ExtractorConfig, ClipConfig | None]:
+    """(the extractor's config, the CLIP config of clip_score or None) from ``extractor`` and the flat extractor
+    options: clip_model/clip_weights serve clip_score whatever the extractor is, and with extractor clip both
+    use the one model."""
+    flat = dict(flat)
+    clip_flat = {key: flat.pop(key) for key in _CLIP_OPTIONS} if "clip_score" in wanted else {}
+    if _is_clip(extractor):
+        config = extractor_config(extractor, **flat, **clip_flat)
+        return config, config if clip_flat else None
+    config = extractor_config(extractor, **flat)
+    return config, ClipConfig(*clip_flat.values()) if clip_flat else None
+
+
+def _is_clip(extractor: str | ExtractorConfig) -> bool:
+    return extractor == "clip" or isinstance(extractor, ClipConfig)
+
+
+def metric_options(options: MetricOptions | None, **flat: Any) -> MetricOptions:
+    """``options``, or the MetricOptions of the flat settings; ConfigError when a flat setting other than the seed
+    (which also seeds the sampling) is changed beside ``options``."""
+    if options is None:
+        return MetricOptions(**flat)
+    defaults = MetricOptions()
+    changed = [f.name for f in fields(MetricOptions)
+               if f.name != "seed" and flat.get(f.name, getattr(defaults, f.name)) != getattr(defaults, f.name)]
+    if changed:
+        raise ConfigError(f"{spell(changed[0], '...')} given beside options=MetricOptions(...): set it there")
+    return options
+
+
+def check_request(wanted: tuple[str, ...], config: ExtractorConfig, *, has_reference: bool,
+                  has_captions: bool = True) -> None:
+    """ConfigError, before any work, when ``wanted`` cannot be computed: a metric undefined on the extractor's
+    features, a reference or captions missing."""
+    missing = needs_reference(wanted)
+    if not has_reference and missing:
+        raise ConfigError(f"a reference is needed for {','.join(missing)}: pass {phrase('ref=...', 'REF')}")
+    check_supported(wanted, config.name, config.has_logits)
+    if not has_captions and any(METRICS[name].needs_captions for name in wanted):
+        raise ConfigError(f"metric 'clip_score' needs captions: pass {spell('captions', 'CAPTIONS')} (a CSV/TSV/JSONL "
+                          "file or a folder of .txt files)")
+
+
+def check_logits(network: FeatureExtractor) -> None:
+    """WeightsError unless ``network`` gives classifier logits (needed by 'is')."""
+    if not network.has_logits:
+        raise WeightsError(
+            f"metric 'is' needs classifier logits, which {network.weights_path!r} lacks (fid-helper's "
+            f"default_1.pt has pool3 only); pass {spell('inception_weights', 'PATH')} to torch-fidelity's "
+            "weights-inception-2015-12-05-6726825d.pth, or drop 'is'"
+        )
+
+
+def build_network(config: ExtractorConfig, device: str, wanted: tuple[str, ...]) -> FeatureExtractor:
+    """The extractor of ``config`` on ``device``, checked to give logits when a metric of ``wanted`` needs them."""
+    network = config.build(device)
+    if any(METRICS[name].needs_logits for name in wanted):
+        check_logits(network)
+    return network
+
+
+def extract(src: ImageSource, network: FeatureExtractor, options: ExtractOptions, role: str,
+            keep_features: bool = True) -> FeatureSet:
+    """Features (with ``keep_features``) and fp64 statistics of every usable image of ``src``, checked to be
+    finite; under torchrun each rank extracts its shard and all get the whole."""
+    cache = FeatureCache(cache_dir(), network.spec) if options.cache else None
+    feats = extract_features(distributed.shard(src), network, batch_size=options.batch_size,
+                             workers=options.workers, skip_bad=options.skip_bad, keep_features=keep_features,
+                             progress=options.progress, desc=f"{role} features", cache=cache)
+    feats = distributed.gather(feats, src)
+    check_finite_features(feats, f"{role} features of {src.description!r}")
+    return feats
+
+
+def check_finite_features(feats: FeatureSet, what: str) -> None:
+    """InputError when the running mean or the kept features (N, D) of ``feats`` hold NaN/inf."""
+    finite = np.isfinite(feats.stats.mean).all() if feats.stats.n else True
+    if not finite or (feats.features is not None and not np.isfinite(feats.features).all()):
+        raise InputError(f"{what} contain NaN/inf: the images or weights are broken")
+
+
+def source_meta(src: ImageSource, feats: FeatureSet) -> dict[str, Any]:
+    """Where a side's features came from: source, content hash, skipped files (the first 10)."""
+    return {"source": src.description, "content_hash": src.content_hash(), "n_skipped": len(feats.skipped),
+            "skipped": feats.skipped[:10]}
+
+
+def extract_side(src: ImageSource, network: FeatureExtractor, options: ExtractOptions, role: str,
+                 keep_features: bool) -> tuple[Stats, FeatureSet]:
+    """Features of one source -> (Stats, the FeatureSet with logits and source indices)."""
+    feats = extract(src, network, options, role, keep_features)
+    n = len(feats)
+    if n < 2:
+        raise InputError(f"{role} source {src.description!r} has {n} usable image(s); FID, KID and precision/recall "
+                         "need at least 2 (10,000 or more for reportable numbers)")
+    meta = {**source_meta(src, feats), "versions": versions()}
+    stats = Stats(mu=feats.stats.mean, sigma=feats.stats.cov, n=n, extractor=network.spec, meta=meta,
+                  features=feats.features)
+    return stats, feats
+
+
+def is_stats_file(ref: Any) -> bool:
+    """True for a path to an .npz holding 'mu' and 'sigma' (a stats file rather than an image array)."""
+    if not isinstance(ref, (str, os.PathLike)) or Path(ref).suffix != ".npz" or not Path(ref).is_file():
+        return False
+    try:
+        with zipfile.ZipFile(ref) as archive:
+            return {"mu.npy", "sigma.npy"} <= set(archive.namelist())
+    except Exception:  # BadZipFile, NotImplementedError (unknown zip version), ...: read it as an image array
+        return False
+
+
+def load_reference(ref: Any, network: FeatureExtractor, options: ExtractOptions, need_features: bool,
+                   force: bool = False) -> Stats:
+    """The reference side: a shipped name, a stats file (checked compatible with ``network``), or a source to
+    extract."""
+    name = None
+    if is_reference_name(ref):
+        name, ref = ref, resolve_reference(ref, network.spec.name)
+    if not is_stats_file(ref):
+        return extract_side(open_source(ref), network, options, "reference", keep_features=need_features)[0]
+    stats = load_stats(ref)
+    meta = {**stats.meta, "stats_file": str(ref), "name": name}
+    if check_compatible(network.spec, stats.extractor, str(ref), force_precision=force):
+        meta["forced"] = f"reference precision {stats.extractor.precision} vs {network.spec.precision}"
+    if need_features and stats.features is None:
+        raise StatsError(f"reference stats {str(ref)!r} hold no features, which kid/pr/dc/cmmd need; rebuild it "
+                         f"with {stats_command(features=True)}, or ask only for fid/is")
+    return dataclasses.replace(stats, meta=meta)
+
+
+def singular_warning(role: str, n: int, dim: int) -> list[str]:
+    """The warning that a side's covariance is singular (N <= D), which biases FID upward."""
+    if n > dim:
+        return []
+    return [f"{role}: N={n} <= feature dimension {dim}, so its covariance is singular and FID is biased upward; "
+            f"use more than {dim} samples (10,000+ recommended) for reportable numbers"]
+
+
+def reference_warnings(ref_stats: Stats | None, dim: int) -> list[str]:
+    """The singular-covariance warning of the reference and the note of a forced precision mismatch."""
+    if ref_stats is None:
+        return []
+    warnings = singular_warning("reference", ref_stats.n, dim)
+    if "forced" in ref_stats.meta:
+        warnings.append(f"{spell('force')}: {ref_stats.meta['forced']}; the numbers mix precisions")
+    return warnings
+
+
+def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndarray | None,
+                  ref_stats: Stats | None, options: MetricOptions) -> dict[str, float]:
+    """The metrics ``wanted`` (those with a compute function: not clip_score) of the generated side (statistics,
+    features when needed, logits (N, C) for 'is') against ``ref_stats``, checked finite."""
+    has_ref = ref_stats is not None
+    inputs = MetricInputs(gen_stats.mu, gen_stats.sigma, gen_stats.features, gen_logits,
+                          ref_stats.mu if has_ref else None, ref_stats.sigma if has_ref else None,
+                          ref_stats.features if has_ref else None, options, tuple(wanted))
+    return {key: float(value) for key, value in check_finite(compute_metrics(inputs)).items()}
