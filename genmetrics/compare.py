@@ -20,6 +20,7 @@ from tqdm import tqdm
 from genmetrics.errors import ConfigError, spell
 from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
+from genmetrics.features.extract import FeatureSet
 from genmetrics.features.registry import ExtractorConfig
 from genmetrics.io.images import ImageSource, open_source
 from genmetrics.io.statsfile import Stats
@@ -33,12 +34,14 @@ from genmetrics.metrics.registry import (
     MetricOptions,
     metric_settings,
     needs_features,
+    needs_spatial,
     parse_metrics,
     replicate_metrics,
 )
 from genmetrics.parameters import documented
 from genmetrics.pipeline import (
     ExtractOptions,
+    ReferenceNeeds,
     build_network,
     check_request,
     extract_side,
@@ -207,6 +210,7 @@ def compare(
     is_splits: int = 10,
     cmmd_sigma: float = DEFAULT_SIGMA,
     force: bool = False,
+    trust_stats: bool = False,
     cache: bool = True,
     progress: bool = True,
 ) -> Comparison:
@@ -226,14 +230,14 @@ def compare(
                for role, src in (("baseline", baseline), ("candidate", candidate))}
     _check_memory(sources, bootstrap_replicates)
     network = build_network(config, engine.device, wanted)
-    ref_stats = (load_reference(ref, network, engine, need_features=needs_features(wanted), force=force)
-                 if set(wanted) - {"is"} else None)
+    needs = ReferenceNeeds(needs_features(wanted), needs_spatial(wanted), force, trust_stats)
+    ref_stats = load_reference(ref, network, engine, needs) if set(wanted) - {"is"} else None
     warnings = reference_warnings(ref_stats, network.spec.dim)
     rng, shared, sides = np.random.default_rng(seed), {}, {}
     for role, src in sources.items():
         stats, feats = extract_side(src, network, engine, role, keep_features=True)
         warnings += singular_warning(role, stats.n, network.spec.dim)
-        sides[role] = _measure(wanted, stats, feats.logits, ref_stats, bootstrap.resample_indices(
+        sides[role] = _measure(wanted, stats, feats, ref_stats, bootstrap.resample_indices(
             stats.n, bootstrap_replicates, rng), settings, shared, role, engine)
     table = [_comparison_row(row, sides["baseline"], sides["candidate"]) for row in _rows_of(wanted)]
     provenance = _provenance(network, wanted, settings, bootstrap_replicates, sides, ref_stats, warnings)
@@ -272,7 +276,7 @@ def _provenance(network: FeatureExtractor, wanted: tuple[str, ...], options: Met
                       bootstrap=resampling)
 
 
-def _measure(wanted: tuple[str, ...], stats: Stats, logits: np.ndarray | None, ref: Stats | None,
+def _measure(wanted: tuple[str, ...], stats: Stats, feats: FeatureSet, ref: Stats | None,
              indices: np.ndarray, options: MetricOptions, shared: dict[str, Any], role: str,
              engine: ExtractOptions) -> _Side:
     """Point values and bootstrap replicates of every row of ``wanted`` for one generated set; a progress bar
@@ -280,10 +284,11 @@ def _measure(wanted: tuple[str, ...], stats: Stats, logits: np.ndarray | None, r
     per_replicate = sum(name in wanted for name in ("fid", "is")) * len(indices)
     with tqdm(total=per_replicate, desc=f"bootstrap {role}", unit="replicate",
               disable=not engine.progress or per_replicate == 0) as bar:
+        sides = {} if ref is None else {"mu_ref": ref.mu, "sigma_ref": ref.sigma, "feats_ref": ref.features,
+                                        "mu_s_ref": ref.mu_s, "sigma_s_ref": ref.sigma_s}
         inputs = BootstrapInputs(
-            stats.mu, stats.sigma, stats.features, logits, None if ref is None else ref.mu,
-            None if ref is None else ref.sigma, None if ref is None else ref.features, options, wanted,
-            indices=indices, counts=bootstrap.counts_of(indices, stats.n), device=engine.device,
+            stats.mu, stats.sigma, stats.features, feats.logits, options=options, wanted=wanted,
+            mu_s_gen=stats.mu_s, sigma_s_gen=stats.sigma_s, spatial_gen=feats.spatial, **sides, indices=indices, counts=bootstrap.counts_of(indices, stats.n), device=engine.device,
             done=lambda: bar.update(1), shared=shared)
         found = replicate_metrics(inputs)
     values = check_finite({row: value for row, (value, _) in found.items()})

@@ -3,6 +3,7 @@ compare.py, the streaming ``Evaluator`` in streaming.py). Each resolves its type
 steps of ``genmetrics.pipeline`` and assembles a ``Result`` with its ``Provenance``."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -16,21 +17,35 @@ from genmetrics.io.images import ImageSource, open_source
 from genmetrics.io.statsfile import Stats, check_output, save_stats
 from genmetrics.metrics.clip_score import DEFAULT_W
 from genmetrics.metrics.cmmd import DEFAULT_SIGMA
-from genmetrics.metrics.registry import DEFAULT_METRICS, MetricOptions, metric_settings, needs_features, parse_metrics
+from genmetrics.metrics.registry import (
+    DEFAULT_METRICS,
+    MetricOptions,
+    metric_settings,
+    needs_features,
+    needs_spatial,
+    optional_metrics,
+    parse_metrics,
+)
 from genmetrics.parameters import documented
+from genmetrics.io.adm import write_adm_batch
 from genmetrics.pipeline import (
     ExtractOptions,
     build_network,
     check_request,
     extract,
     extract_side,
+    ReferenceNeeds,
+    adm_images,
+    check_stats_request,
     load_reference,
     metric_options,
     metric_values,
     reference_warnings,
     resolve_configs,
+    side_notes,
     singular_warning,
     source_meta,
+    usable_metrics,
 )
 from genmetrics.result import Provenance, Result, SideRecord, printable_tree
 from genmetrics.streaming import Evaluator
@@ -45,6 +60,7 @@ class _Distribution:
     """The distribution metrics of one generated source against a reference."""
 
     values: dict[str, float]
+    wanted: tuple[str, ...]
     network: FeatureExtractor
     gen_stats: Stats
     gen_feats: FeatureSet
@@ -53,17 +69,20 @@ class _Distribution:
 
 
 def _distribution(gen_src: ImageSource, ref: Any, config: ExtractorConfig, engine: ExtractOptions,
-                  wanted: tuple[str, ...], options: MetricOptions, *, force: bool, keep_gen: bool) -> _Distribution:
-    """FID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``; the generated feature matrix is kept only when a
-    metric or ``keep_gen`` needs it (FID/IS-only runs stream statistics)."""
-    network = build_network(config, engine.device, wanted)
+                  wanted: tuple[str, ...], options: MetricOptions, needs: ReferenceNeeds, *, optional: set[str],
+                  keep_gen: bool) -> _Distribution:
+    """FID/sFID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``; the generated feature matrix is kept only when
+    a metric or ``keep_gen`` needs it (FID/IS-only runs stream statistics)."""
+    network = build_network(config, engine.device, wanted, optional)
+    wanted, warnings = usable_metrics(wanted, optional, network)
     features = needs_features(wanted)
     gen_stats, gen_feats = extract_side(gen_src, network, engine, "generated", keep_features=features or keep_gen)
-    ref_stats = None if ref is None else load_reference(ref, network, engine, need_features=features, force=force)
-    warnings = singular_warning("generated", gen_stats.n, network.spec.dim) + reference_warnings(
+    ref_stats = None if ref is None else load_reference(
+        ref, network, engine, dataclasses.replace(needs, features=features, spatial=needs_spatial(wanted)))
+    warnings += singular_warning("generated", gen_stats.n, network.spec.dim) + reference_warnings(
         ref_stats, network.spec.dim)
     values = metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, options)
-    return _Distribution(values, network, gen_stats, gen_feats, ref_stats, warnings)
+    return _Distribution(values, wanted, network, gen_stats, gen_feats, ref_stats, warnings)
 
 
 def _clip_part(gen_src: ImageSource, matched: MatchedCaptions, clip: ClipConfig, engine: ExtractOptions,
@@ -109,6 +128,7 @@ def score(
     is_splits: int = 10,
     cmmd_sigma: float = DEFAULT_SIGMA,
     force: bool = False,
+    trust_stats: bool = False,
     cache: bool = True,
     progress: bool = True,
 ) -> Result:
@@ -119,7 +139,8 @@ def score(
     config, clip = resolve_configs(extractor, wanted, dict(
         inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
         clip_model=clip_model, clip_weights=clip_weights))
-    check_request(wanted, config, has_reference=ref is not None, has_captions=captions is not None)
+    check_request(wanted, config, has_reference=ref is not None, has_captions=captions is not None,
+                  optional=optional_metrics(metrics))
     settings = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
                               dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed)
     engine = ExtractOptions.make(batch_size, distributed.init_from_env(device), workers, skip_bad, progress, cache)
@@ -128,14 +149,16 @@ def score(
     matched = MatchedCaptions.of(gen_src, captions, references, clip_prefix) if clip is not None else None
     distribution = tuple(name for name in wanted if name != "clip_score")
     done = None if not distribution else _distribution(
-        gen_src, ref, config, engine, distribution, settings, force=force, keep_gen=clip is config)
+        gen_src, ref, config, engine, distribution, settings, ReferenceNeeds(force=force, trust=trust_stats),
+        optional=optional_metrics(metrics), keep_gen=clip is config)
     clip_part = None if clip is None else _clip_part(gen_src, matched, clip, engine,
                                                      done if clip is config else None, clip_w)
-    return _result(wanted, settings, gen_src, done, clip_part)
+    return _result(wanted if done is None else (*done.wanted, *wanted[len(distribution):]), settings, gen,
+                   gen_src, done, clip_part)
 
 
-def _result(wanted: tuple[str, ...], options: MetricOptions, gen_src: ImageSource, done: _Distribution | None,
-            clip_part: tuple[ClipScores, FeatureExtractor, FeatureSet] | None) -> Result:
+def _result(wanted: tuple[str, ...], options: MetricOptions, gen: Any, gen_src: ImageSource,
+            done: _Distribution | None, clip_part: tuple[ClipScores, FeatureExtractor, FeatureSet] | None) -> Result:
     """The Result of score: distribution values then CLIPScores, with the provenance of both."""
     values, warnings, clip_entries = {}, [], {}
     if done is not None:
@@ -155,7 +178,8 @@ def _result(wanted: tuple[str, ...], options: MetricOptions, gen_src: ImageSourc
         clip_entries = {"clip_score": scores.settings, "clip": scores.clip}
     provenance = Provenance(network.spec, network.weights_path, wanted, options.seed, sides,
                             metric_settings(wanted, options), versions(), tuple(warnings),
-                            world_size=distributed.rank_and_size()[1], **clip_entries)
+                            world_size=distributed.rank_and_size()[1],
+                            notes=side_notes(gen, None if done is None else done.ref_stats), **clip_entries)
     rows = [] if clip_part is None else clip_part[0].rows
     return Result({key: float(value) for key, value in values.items()}, provenance, printable_tree(rows))
 
@@ -193,6 +217,8 @@ def compute_stats(
     out: str | os.PathLike | None = None,
     *,
     features: bool = False,
+    sfid: bool = False,
+    format: str = "genmetrics",
     extractor: str | ExtractorConfig = "inception",
     inception_weights: str | None = None,
     trust_weights: bool = False,
@@ -209,16 +235,22 @@ def compute_stats(
     cache: bool = True,
     progress: bool = True,
 ) -> Stats:
-    """Statistics (mu, sigma, and with ``features`` the feature matrix) of ``source``, written to ``out`` when
-    given."""
+    """Statistics (mu, sigma; with ``features`` the feature matrix, with ``sfid`` mu_s and sigma_s) of ``source``,
+    written to ``out`` when given: a stats file, or with ``format="adm"`` an ADM reference batch."""
     config = extractor_config(extractor, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
+    check_stats_request(config, sfid, format)
     if out is not None:
         check_output(out, [source])  # an unwritable output fails now, not after the extraction (every rank alike)
     engine = ExtractOptions.make(batch_size, distributed.init_from_env(device), workers, skip_bad, progress, cache)
-    network = config.build(engine.device)
+    network = build_network(config, engine.device, ("sfid",) if sfid else ())
     src = open_source(source, num_samples=num_samples, seed=seed)
-    stats, _ = extract_side(src, network, engine, "source", keep_features=features)
+    stats, feats = extract_side(src, network, engine, "source", keep_features=features)
     if out is not None and distributed.is_main_process():
-        save_stats(out, stats)
+        if format == "adm":
+            write_adm_batch(out, adm_images(src, feats, seed), {key: value for key, value in (
+                ("mu", stats.mu), ("sigma", stats.sigma), ("mu_s", stats.mu_s), ("sigma_s", stats.sigma_s))
+                if value is not None})
+        else:
+            save_stats(out, stats)
     return stats

@@ -61,6 +61,12 @@ PARAMETERS: dict[str, str] = {
     "is_splits": "Inception Score splits; default 10.",
     "cmmd_sigma": "bandwidth of CMMD's Gaussian kernel; default 10.",
     "force": "accept a reference stats file computed at another precision (the result warns that it mixes them).",
+    "trust_stats": "accept a reference stats file without genmetrics metadata (pytorch-fid's --save-stats, TTUR's "
+                   "fid_stats_*.npz) as computed with this run's extractor setup; dimensions are still checked and "
+                   "the result says so.",
+    "sfid": "also compute sFID's spatial statistics (mu_s, sigma_s; inception only).",
+    "format": "'genmetrics' (a stats file) or 'adm' (an ADM reference batch: a seeded subset of at most 10,000 "
+              "images as arr_0 and the statistics of all of them).",
     "cache": "read and write the per-image feature cache under $GENMETRICS_CACHE_DIR; default True.",
     "progress": "tqdm progress bars on stderr.",
     "fail_if": "checks on candidate - baseline such as 'fid>+0.5' or 'recall<-0.02'; a check fails only when the "

@@ -70,6 +70,8 @@ class Provenance(Mapping):
         world_size: processes of a torchrun extraction (score only).
         bootstrap: compare's resampling settings.
         clip_score: captions, w, prefix and truncation of CLIPScore; clip: the CLIP model's record.
+        notes: where the sides came from beyond their records (``reference_kind``: "adm-batch" and
+            ``reference_keys_used``; ``reference_trusted_without_metadata``; ``generated_keys_ignored``).
     """
 
     extractor: ExtractorSpec
@@ -84,6 +86,7 @@ class Provenance(Mapping):
     bootstrap: Mapping[str, Any] | None = None
     clip_score: Mapping[str, Any] | None = None
     clip: Mapping[str, Any] | None = None
+    notes: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "warnings", tuple(printable(warning) for warning in self.warnings))
@@ -98,7 +101,7 @@ class Provenance(Mapping):
                  "metrics": list(self.metrics), "seed": self.seed, "world_size": self.world_size,
                  "bootstrap": self.bootstrap, **self.settings,
                  **{role: record.to_dict() for role, record in self.sides.items()},
-                 "clip_score": self.clip_score, "clip": self.clip, "versions": dict(self.versions),
+                 "clip_score": self.clip_score, "clip": self.clip, **self.notes, "versions": dict(self.versions),
                  "warnings": list(self.warnings)}
         return printable_tree({key: value for key, value in found.items() if value is not None})
 

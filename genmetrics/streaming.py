@@ -9,12 +9,20 @@ from genmetrics.errors import ConfigError, InputError
 from genmetrics.features.extract import extract_features
 from genmetrics.features.registry import ExtractorConfig, extractor_config
 from genmetrics.io.images import open_source
-from genmetrics.io.statsfile import Stats
+from genmetrics.io.statsfile import SPATIAL_DIM, Stats
 from genmetrics.metrics.cmmd import DEFAULT_SIGMA
-from genmetrics.metrics.registry import DEFAULT_METRICS, MetricOptions, metric_settings, needs_features, parse_metrics
+from genmetrics.metrics.registry import (
+    DEFAULT_METRICS,
+    MetricOptions,
+    metric_settings,
+    needs_features,
+    needs_spatial,
+    parse_metrics,
+)
 from genmetrics.parameters import documented
 from genmetrics.pipeline import (
     ExtractOptions,
+    ReferenceNeeds,
     build_network,
     check_finite_features,
     check_request,
@@ -69,6 +77,7 @@ class Evaluator:
         is_splits: int = 10,
         cmmd_sigma: float = DEFAULT_SIGMA,
         force: bool = False,
+        trust_stats: bool = False,
         cache: bool = True,
         progress: bool = False,
     ) -> None:
@@ -85,8 +94,8 @@ class Evaluator:
         self._options = ExtractOptions(batch_size, device, 0, False, progress, cache)  # cache: the reference only
         self._keep_features = needs_features(self.metrics)
         self.ref_stats = (None if ref is None else
-                          load_reference(ref, self.network, self._options, need_features=self._keep_features,
-                                         force=force))
+                          load_reference(ref, self.network, self._options, ReferenceNeeds(
+                              self._keep_features, needs_spatial(self.metrics), force, trust_stats)))
         self.reset()
 
     def reset(self) -> None:
@@ -94,6 +103,7 @@ class Evaluator:
         self._stats = RunningStats(self.network.spec.dim)
         self._features: list[np.ndarray] = []
         self._logits: list[np.ndarray] = []
+        self._spatial = RunningStats(SPATIAL_DIM) if needs_spatial(self.metrics) else None
 
     @property
     def n(self) -> int:
@@ -106,6 +116,8 @@ class Evaluator:
                                  keep_features=self._keep_features, progress=False)
         check_finite_features(feats, "generated features")
         self._stats = self._stats.merge(feats.stats)
+        if self._spatial is not None:
+            self._spatial = self._spatial.merge(feats.spatial_stats)
         if self._keep_features:
             self._features.append(feats.features)
         if "is" in self.metrics:
@@ -118,7 +130,8 @@ class Evaluator:
                              "with more images (10,000 or more for reportable numbers)")
         gen_stats = Stats(mu=self._stats.mean, sigma=self._stats.cov, n=self.n, extractor=self.network.spec,
                           meta={"source": "Evaluator.update"},
-                          features=np.concatenate(self._features) if self._keep_features else None)
+                          features=np.concatenate(self._features) if self._keep_features else None,
+                          **({} if self._spatial is None else {"mu_s": self._spatial.mean, "sigma_s": self._spatial.cov}))
         logits = np.concatenate(self._logits) if self._logits else None
         values = metric_values(self.metrics, gen_stats, logits, self.ref_stats, self.metric_options)
         dim = self.network.spec.dim

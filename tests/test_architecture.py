@@ -66,7 +66,7 @@ def test_registry_entries_are_complete():
         assert (metric.compute is None) == metric.needs_captions, name
         assert (metric.replicate is None) == (not metric.rows), name
         assert set(metric.outputs) <= set(registry.LABELS)
-    assert list(registry.ROWS) == ["fid", "kid", "is", "precision", "recall", "density", "coverage", "cmmd"]
+    assert list(registry.ROWS) == ["fid", "sfid", "kid", "is", "precision", "recall", "density", "coverage", "cmmd"]
 
 
 def test_extractor_configs_refuse_options_that_do_not_apply():

@@ -80,14 +80,22 @@ def gather(part: FeatureSet, source: ImageSource) -> FeatureSet:
         return part
     offset = shard(source).start
     parts: list[tuple] = [None] * dist.get_world_size()
+    spatial_state = None if part.spatial_stats is None else part.spatial_stats.to_arrays()
     dist.all_gather_object(parts, (part.stats.to_arrays(), part.features, part.logits, part.skipped,
-                                   part.indices + offset))
-    stats = RunningStats.from_arrays(**parts[0][0])
-    for state, *_ in parts[1:]:
-        stats = stats.merge(RunningStats.from_arrays(**state))
+                                   part.indices + offset, spatial_state, part.spatial))
+
+    def merged(states: list[dict | None]) -> RunningStats | None:
+        if states[0] is None:
+            return None
+        stats = RunningStats.from_arrays(**states[0])
+        for state in states[1:]:
+            stats = stats.merge(RunningStats.from_arrays(**state))
+        return stats
 
     def concat(arrays: list[np.ndarray | None]) -> np.ndarray | None:
         return None if arrays[0] is None else np.concatenate(arrays)
 
-    return FeatureSet(stats=stats, features=concat([p[1] for p in parts]), logits=concat([p[2] for p in parts]),
-                      skipped=[name for p in parts for name in p[3]], indices=np.concatenate([p[4] for p in parts]))
+    return FeatureSet(stats=merged([p[0] for p in parts]), features=concat([p[1] for p in parts]),
+                      logits=concat([p[2] for p in parts]), skipped=[name for p in parts for name in p[3]],
+                      indices=np.concatenate([p[4] for p in parts]), spatial_stats=merged([p[5] for p in parts]),
+                      spatial=concat([p[6] for p in parts]))

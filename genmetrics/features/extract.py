@@ -11,6 +11,7 @@ from tqdm import tqdm
 from genmetrics.errors import ConfigError, DecodeError, WeightsError, spell
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.cache import FeatureCache
+from genmetrics.features.inception_fused import SPATIAL_DIM
 from genmetrics.io.images import ImageSource
 from genmetrics.stats import RunningStats
 
@@ -24,6 +25,8 @@ class FeatureSet:
     logits: np.ndarray | None  # (N, C) float32 when the extractor has logits
     skipped: list[str] = field(default_factory=list)  # names of items that could not be decoded
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) source index of each row
+    spatial_stats: RunningStats | None = None  # fp64 mean/covariance of sFID's spatial features, when extracted
+    spatial: np.ndarray | None = None  # (N, 2023) float32 spatial features, when extracted and kept
 
     def __len__(self) -> int:
         return self.stats.n
@@ -34,6 +37,14 @@ _Item = tuple[int, str | None, torch.Tensor | dict[str, np.ndarray] | DecodeErro
 collated."""
 
 
+def outputs_of(extractor: FeatureExtractor) -> frozenset[str]:
+    """The arrays the extractor's ``forward`` returns: its ``outputs`` where it says, else features [+ logits]."""
+    found = getattr(extractor, "outputs", None)
+    if found is not None:
+        return frozenset(found)
+    return frozenset({"features", "logits"} if extractor.has_logits else {"features"})
+
+
 class _PreprocessedImages(Dataset):
     """Source item i -> (i, item hash or None, payload): the cached arrays on a cache hit, else the
     preprocessed (3, S, S) tensor, or the item's DecodeError."""
@@ -42,7 +53,7 @@ class _PreprocessedImages(Dataset):
         self.source = source
         self.extractor = extractor
         self.cache = cache
-        self.outputs = {"features", "logits"} if extractor.has_logits else {"features"}
+        self.outputs = outputs_of(extractor)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -53,8 +64,8 @@ class _PreprocessedImages(Dataset):
             if self.cache is not None:
                 key = self.source.raw_bytes_hash(index)
                 hit = self.cache.get(key)
-                if hit is not None and set(hit) == self.outputs:
-                    return index, key, hit
+                if hit is not None and self.outputs <= set(hit):  # an entry may hold more (spatial features)
+                    return index, key, {name: hit[name] for name in self.outputs}
             return index, key, self.extractor.preprocess(self.source.load(index))
         except DecodeError as error:  # returned, not raised: the main process decides (strict or skip_bad)
             return index, key, error
@@ -94,9 +105,11 @@ class _Rows:
     running: RunningStats
     keep_features: bool
     has_logits: bool
+    spatial_running: RunningStats | None = None
     indices: list[int] = field(default_factory=list)
     features: list[np.ndarray] = field(default_factory=list)
     logits: list[np.ndarray] = field(default_factory=list)
+    spatial: list[np.ndarray] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def add(self, indices: list[int], rows: list[dict[str, np.ndarray]]) -> None:
@@ -110,14 +123,23 @@ class _Rows:
             self.features.append(batch_features)
         if self.has_logits:
             self.logits.append(np.stack([row["logits"] for row in rows]))
+        if self.spatial_running is not None:
+            batch_spatial = np.stack([row["spatial"] for row in rows])
+            self.spatial_running.update(batch_spatial)
+            if self.keep_features:
+                self.spatial.append(batch_spatial)
 
     def feature_set(self, dim: int) -> FeatureSet:
-        features = None
+        features = spatial = None
         if self.keep_features:
             features = np.concatenate(self.features) if self.features else np.zeros((0, dim), np.float32)
+            if self.spatial_running is not None:
+                spatial = (np.concatenate(self.spatial) if self.spatial
+                           else np.zeros((0, self.spatial_running.dim), np.float32))
         return FeatureSet(stats=self.running, features=features,
                           logits=np.concatenate(self.logits) if self.logits else None, skipped=self.skipped,
-                          indices=np.asarray(self.indices, np.int64))
+                          indices=np.asarray(self.indices, np.int64), spatial_stats=self.spatial_running,
+                          spatial=spatial)
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -178,7 +200,8 @@ def extract_features(
     _check_options(batch_size, workers)
     if not source.content_addressed:
         cache = None
-    rows = _Rows(RunningStats(extractor.spec.dim), keep_features, extractor.has_logits)
+    spatial = None if "spatial" not in outputs_of(extractor) else RunningStats(SPATIAL_DIM)
+    rows = _Rows(RunningStats(extractor.spec.dim), keep_features, extractor.has_logits, spatial)
     with tqdm(total=len(source), desc=desc, unit="img", disable=not progress, leave=False) as bar:
         for batch, items in _loader(source, extractor, cache, batch_size, workers):
             bad = [payload for _, _, payload in items if isinstance(payload, DecodeError)]

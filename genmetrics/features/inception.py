@@ -201,6 +201,7 @@ class InceptionExtractor:
         self.trunk = FusedInceptionTrunk(net, getattr(torch, PRECISIONS[precision]))
         self.logits_weight = net.fc.weight.detach() if has_logits else None  # (1008, 2048), fp32
         self.resize = resize
+        self.spatial = False  # also sFID's spatial features (set by a run that asks for sfid)
         self.spec = ExtractorSpec(
             name=INCEPTION_NAME,
             weights_sha256=self.weights.sha256,
@@ -214,6 +215,12 @@ class InceptionExtractor:
     @property
     def has_logits(self) -> bool:
         return self.logits_weight is not None
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        """The arrays ``forward`` returns (and a cache hit must hold)."""
+        return frozenset({"features"} | ({"logits"} if self.has_logits else set()) | ({"spatial"} if self.spatial
+                                                                                       else set()))
 
     def __getstate__(self) -> dict:
         # DataLoader workers need only preprocess(): do not copy the network into them.
@@ -237,15 +244,18 @@ class InceptionExtractor:
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(N, 3, 299, 299) float in [0, 255] -> {"features": (N, 2048), "logits": (N, 1008)}, float32.
+        """(N, 3, 299, 299) float in [0, 255] -> {"features": (N, 2048), "logits": (N, 1008) with logits weights,
+        "spatial": (N, 2023) when ``spatial``}, float32.
 
         The trunk is ``FusedInceptionTrunk``; on the CPU it runs on chunks of ``CPU_CHUNK`` images in parallel
         (``run_on_cpu``), on a GPU with its fp32 convs in full fp32 (``ieee_fp32_convs``).
         """
         x = trunk_input(batch.to(self.device))
         with ieee_fp32_convs():
-            features = run_on_cpu(self.trunk, x, CPU_CHUNK) if self.device.type == "cpu" else self.trunk(x)
-        out = {"features": features}
+            found = (run_on_cpu(self.trunk, x, CPU_CHUNK, self.spatial) if self.device.type == "cpu"
+                     else self.trunk(x, self.spatial))
+        features, spatial = found if self.spatial else (found, None)
+        out = {"features": features} if spatial is None else {"features": features, "spatial": spatial}
         if self.logits_weight is not None:
             out["logits"] = features.mm(self.logits_weight.T)  # torch-fidelity's "logits_unbiased", used for IS
         return out

@@ -11,6 +11,8 @@ What changes against the module's own forward (each measured on a 2-core AVX2 CP
   channels. The max-pool branch of Mixed_7c (the TF graph's max instead of average) does not commute and
   keeps its order;
 - the nested concatenations of the E blocks become one, and pool3 averages the last block directly;
+- sFID's spatial features (guided-diffusion's ``mixed_6/conv:0``: Mixed_6d's branch1x1 after its batch norm and
+  ReLU, first 7 channels, flattened H, W, C) are a slice of Mixed_6d's stacked 1x1 heads, taken in the same pass;
 - on the CPU (``run_on_cpu``), the batch runs as chunks of a few images, one chunk per core at a time, each
   single-threaded: the chunk's activations stay in that core's cache and no op waits for the other cores.
 """
@@ -23,6 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
+
+SPATIAL_CHANNELS = 7  # guided-diffusion's sFID keeps mixed_6/conv:0[..., :7]
+SPATIAL_SIZE = 17  # Mixed_6d's grid for a 299x299 input
+SPATIAL_DIM = SPATIAL_SIZE * SPATIAL_SIZE * SPATIAL_CHANNELS  # 2,023
 
 
 def fold_batch_norm(net: torch.nn.Module) -> None:
@@ -112,7 +118,9 @@ class FusedInceptionTrunk:
         self.blocks: list[Callable[[torch.Tensor], torch.Tensor]] = [
             *(self._block_a(getattr(net, name), conv) for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d")),
             self._block_b(net.Mixed_6a, conv),
-            *(self._block_c(getattr(net, name), conv) for name in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e")),
+            *(self._block_c(getattr(net, name), conv) for name in ("Mixed_6b", "Mixed_6c")),
+            self._block_c(net.Mixed_6d, conv, tap=True),
+            self._block_c(net.Mixed_6e, conv),
             self._block_d(net.Mixed_7a, conv),
             self._block_e(net.Mixed_7b, conv, max_pool=False),
             self._block_e(net.Mixed_7c, conv, max_pool=True),
@@ -123,12 +131,20 @@ class FusedInceptionTrunk:
             conv.to(device)
         return self
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, spatial: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, 299, 299) -> pool3 (N, 2048); with ``spatial`` also sFID's features (N, 2023) in H, W, C order."""
         x = F.max_pool2d(_chain(self.stem, x.to(self.stem_dtype)), 3, 2)
         x = F.max_pool2d(_chain(self.stem_2, x), 3, 2).to(self.dtype)
+        tapped = None
         for block in self.blocks:
             x = block(x)
-        return x.mean((2, 3), dtype=self.output_dtype)
+            if isinstance(x, tuple):  # Mixed_6d: (its output, its branch1x1)
+                x, tapped = x
+        pool3 = x.mean((2, 3), dtype=self.output_dtype)
+        if not spatial:
+            return pool3
+        head = tapped[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1)  # NHWC, as TF's graph holds it
+        return pool3, head.reshape(len(head), -1).to(self.output_dtype)
 
     @staticmethod
     def _block_a(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -147,25 +163,28 @@ class FusedInceptionTrunk:
         return block
 
     @staticmethod
-    def _block_c(m: torch.nn.Module, conv: Callable[..., FusedConv]) -> Callable[[torch.Tensor], torch.Tensor]:
-        """InceptionC (Mixed_6b-6e)."""
+    def _block_c(m: torch.nn.Module, conv: Callable[..., FusedConv], tap: bool = False
+                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """InceptionC (Mixed_6b-6e); with ``tap`` it returns (output, branch1x1)."""
         return FusedInceptionTrunk._avg_pool_block(
             conv, (m.branch1x1, m.branch7x7_1, m.branch7x7dbl_1), [m.branch7x7_2, m.branch7x7_3],
-            [getattr(m, f"branch7x7dbl_{i}") for i in range(2, 6)], m.branch_pool)
+            [getattr(m, f"branch7x7dbl_{i}") for i in range(2, 6)], m.branch_pool, tap)
 
     @staticmethod
     def _avg_pool_block(conv: Callable[..., FusedConv], heads: tuple[BasicConv2d, BasicConv2d, BasicConv2d],
-                        first_chain: list[BasicConv2d], second_chain: list[BasicConv2d], pool_unit: BasicConv2d
-                        ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Blocks A and C: cat(1x1, chain after its 1x1 head, second chain after its 1x1 head, avg-pool + 1x1)."""
+                        first_chain: list[BasicConv2d], second_chain: list[BasicConv2d], pool_unit: BasicConv2d,
+                        tap: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Blocks A and C: cat(1x1, chain after its 1x1 head, second chain after its 1x1 head, avg-pool + 1x1);
+        with ``tap``, (that, the 1x1 branch)."""
         stacked_heads = conv(*heads)
         pool = conv(pool_unit, relu=False)
         first, second = [conv(unit) for unit in first_chain], [conv(unit) for unit in second_chain]
 
         def block(x: torch.Tensor) -> torch.Tensor:
             branch1x1, to_first, to_second = stacked_heads.split(x)
-            return torch.cat([branch1x1, _chain(first, to_first), _chain(second, to_second),
-                              _avg_pool_branch(pool, x)], 1)
+            out = torch.cat([branch1x1, _chain(first, to_first), _chain(second, to_second),
+                             _avg_pool_branch(pool, x)], 1)
+            return (out, branch1x1) if tap else out
 
         return block
 
@@ -207,18 +226,25 @@ def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
                               thread_name_prefix="genmetrics-inception")
 
 
-def run_on_cpu(trunk: FusedInceptionTrunk, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """``trunk`` on a CPU batch (N, 3, 299, 299) -> (N, 2048), as chunks of ``chunk`` images spread over
+def _cat(parts: list[torch.Tensor | tuple[torch.Tensor, ...]]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(column) for column in zip(*parts))
+    return torch.cat(parts)
+
+
+def run_on_cpu(trunk: FusedInceptionTrunk, x: torch.Tensor, chunk: int, spatial: bool = False
+               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``trunk`` on a CPU batch (N, 3, 299, 299) -> (N, 2048) (with ``spatial``: and (N, 2023)), as chunks of ``chunk`` images spread over
     ``torch.get_num_threads()`` single-threaded workers; in the calling thread when there are fewer chunks than
     threads (e.g. one image), where its ops use all the threads. An image's features do not depend on which
     (measured bit-identical on an AVX2 CPU; other CPUs may round differently, by ~1e-7)."""
     chunks = x.split(chunk)
     threads = torch.get_num_threads()
     if threads < 2 or len(chunks) < threads:
-        return torch.cat([trunk(part) for part in chunks])
+        return _cat([trunk(part, spatial) for part in chunks])
 
-    def single_threaded(part: torch.Tensor) -> torch.Tensor:
+    def single_threaded(part: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():
-            return trunk(part)
+            return trunk(part, spatial)
 
-    return torch.cat(list(_single_threaded_pool(threads).map(single_threaded, chunks)))
+    return _cat(list(_single_threaded_pool(threads).map(single_threaded, chunks)))

@@ -1,7 +1,11 @@
 """Statistics files: ``.npz`` with pytorch-fid's keys ``mu`` (D,) and ``sigma`` (D, D) in fp64, a ``meta``
 entry holding JSON (extractor spec, N, source, content hash, versions) and, optionally, ``features``
 (M, D) float32, or float16 when stored compactly, for precision/recall and KID: all N rows, or a seeded
-subset of M rows described by ``meta["features_subset"]``. Read and written without pickle; writes are atomic."""
+subset of M rows described by ``meta["features_subset"]``; with sFID, ``mu_s`` (2023,) and ``sigma_s`` (2023,
+2023) of the spatial features (guided-diffusion's keys). Read and written without pickle; writes are atomic.
+
+A file without the metadata (pytorch-fid's ``--save-stats``, TTUR's ``fid_stats_*.npz``) says nothing of what
+produced it and is refused, unless the caller vouches for it (``trust=`` the current extractor's spec)."""
 from __future__ import annotations
 
 import json
@@ -21,7 +25,9 @@ from genmetrics.io.atomic import atomic_write, check_writable
 from genmetrics.stats import is_symmetric
 
 FORMAT = "genmetrics-stats/1"
-ARRAYS = ("mu", "sigma", "meta", "features")  # the members read; any other is never loaded
+ARRAYS = ("mu", "sigma", "meta", "features", "mu_s", "sigma_s")  # the members read; any other is never loaded
+SPATIAL_DIM = 2023  # sFID's spatial features: 17 x 17 x 7
+MAX_UNKNOWN_DIM = 4096  # largest feature dimension of a stats file without metadata (pool3: 2048)
 MAX_META_DEPTH = 32  # nesting levels of the metadata JSON
 MAX_META_BYTES = 16 << 20  # the metadata member, inflated
 MAX_N = 10 ** 12  # a larger sample count is not a real data set
@@ -39,13 +45,17 @@ class Stats:
     extractor: ExtractorSpec
     meta: dict  # the whole metadata record (source, content_hash, versions, ...)
     features: np.ndarray | None = None  # (M, D) float32 (float16 kept as is when saving), M <= n, when stored
+    mu_s: np.ndarray | None = None  # (2023,) float64: sFID's spatial features' mean, when computed
+    sigma_s: np.ndarray | None = None  # (2023, 2023) float64: their covariance
 
 
-def stats_command(features: bool = False) -> str:
-    """The call that writes a stats file (with the feature matrix when ``features``), as the caller writes it:
-    ``genmetrics.compute_stats(SRC, FILE)`` for Python callers, ``genmetrics stats SRC -o FILE`` for CLI users."""
-    return phrase(f"`genmetrics.compute_stats(SRC, FILE{', features=True' if features else ''})`",
-                  f"`genmetrics stats SRC -o FILE{' --features' if features else ''}`")
+def stats_command(features: bool = False, spatial: bool = False) -> str:
+    """The call that writes a stats file (with the feature matrix when ``features``, sFID's statistics when
+    ``spatial``), as the caller writes it: ``genmetrics.compute_stats(SRC, FILE)`` for Python callers,
+    ``genmetrics stats SRC -o FILE`` for CLI users."""
+    python = "".join(option for option, wanted in ((", features=True", features), (", sfid=True", spatial)) if wanted)
+    cli = "".join(option for option, wanted in ((" --features", features), (" --sfid", spatial)) if wanted)
+    return phrase(f"`genmetrics.compute_stats(SRC, FILE{python})`", f"`genmetrics stats SRC -o FILE{cli}`")
 
 
 def check_output(path: str | os.PathLike, inputs: Iterable[Any] = ()) -> None:
@@ -69,20 +79,47 @@ def save_stats(path: str | os.PathLike, stats: Stats) -> None:
     if stats.features is not None:
         compact = np.asarray(stats.features).dtype == np.float16
         arrays["features"] = np.asarray(stats.features, np.float16 if compact else np.float32)
+    if stats.mu_s is not None:
+        arrays.update(mu_s=np.asarray(stats.mu_s, np.float64), sigma_s=np.asarray(stats.sigma_s, np.float64))
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
 
 
-def load_stats(path: str | os.PathLike) -> Stats:
-    """Read and validate a stats file; every problem is a StatsError naming the file."""
+def load_stats(path: str | os.PathLike, *, trust: ExtractorSpec | None = None) -> Stats:
+    """Read and validate a stats file; every problem is a StatsError naming the file. ``trust``: a file without
+    genmetrics metadata is accepted as computed with this spec (its n is then unknown: None)."""
     name = str(path)
+    arrays, meta = _read_file(path, name)
+    if not {"mu", "sigma"} <= arrays.keys():
+        raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted(arrays)})")
+    if meta is None and trust is None:
+        raise StatsError(f"stats file {name!r} has no genmetrics metadata (a pytorch-fid file?), so its extractor "
+                         f"and resize cannot be checked; rebuild it with {stats_command()}, or pass "
+                         f"{spell('trust_stats')} if you know it was computed with the extractor setup of this run")
+    extractor, n = (trust, None) if meta is None else _spec_and_n(meta, name)
+    if meta is None:
+        meta = {"source": "(unknown: a stats file without metadata)", "trusted_without_metadata": True}
+    dim = extractor.dim
+    check_moments(name, arrays["mu"], arrays["sigma"], dim)
+    if ("mu_s" in arrays) != ("sigma_s" in arrays):
+        raise StatsError(f"stats file {name!r} holds only one of 'mu_s' and 'sigma_s'; rebuild it with "
+                         f"{stats_command()}")
+    if "mu_s" in arrays:
+        check_moments(name, arrays["mu_s"], arrays["sigma_s"], SPATIAL_DIM, ("mu_s", "sigma_s"))
+    features = _checked_features(arrays.get("features"), name, dim, n, meta)
+    spatial = {key: arrays[key].astype(np.float64) for key in ("mu_s", "sigma_s") if key in arrays}
+    return Stats(mu=arrays["mu"].astype(np.float64), sigma=arrays["sigma"].astype(np.float64), n=n,
+                 extractor=extractor, meta=meta, features=features, **spatial)
+
+
+def _read_file(path: str | os.PathLike, name: str) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The members of ``ARRAYS`` in stats file ``name`` and its metadata (None without), read without pickle."""
     if Path(path).is_file() and not zipfile.is_zipfile(path):
         raise StatsError(f"stats file {name!r} is not a valid .npz file; write one with "
                          f"{stats_command()}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays, meta = _read_members(data, name)
-            others = sorted(set(data.files) - set(ARRAYS))
+            return _read_members(data, name)
     except FileNotFoundError:
         raise StatsError(f"stats file {name!r} does not exist") from None
     except StatsError:
@@ -92,11 +129,9 @@ def load_stats(path: str | os.PathLike) -> Stats:
             raise StatsError(f"stats file {name!r} cannot be read without pickle ({exc}); rebuild it with "
                              f"{stats_command()}") from None
         raise StatsError(f"stats file {name!r} is not a valid .npz file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(arrays, dict) or not {"mu", "sigma"} <= arrays.keys():
-        raise StatsError(f"stats file {name!r} lacks 'mu' and 'sigma' (has {sorted([*arrays, *others])})")
-    if meta is None:
-        raise StatsError(f"stats file {name!r} has no genmetrics metadata (a pytorch-fid file?), so its extractor "
-                         f"and resize cannot be checked; rebuild it with {stats_command()}")
+
+
+def _spec_and_n(meta: dict, name: str) -> tuple[ExtractorSpec, int]:
     try:
         extractor = ExtractorSpec(**meta["extractor"])
         n = meta["n"]
@@ -105,31 +140,48 @@ def load_stats(path: str | os.PathLike) -> Stats:
     if type(n) is not int or not 2 <= n <= MAX_N:
         raise StatsError(f"stats file {name!r}: its metadata gives n={n!r} samples; statistics need an integer "
                          f"from 2 to {MAX_N:.0e} (rebuild the file with {stats_command()})")
-    mu, sigma = arrays["mu"], arrays["sigma"]
-    dim = extractor.dim
+    return extractor, n
+
+
+def check_finite_bounded(name: str, key: str, array: np.ndarray, kind: str = "stats file") -> None:
+    """StatsError unless member ``key`` of the ``kind`` file ``name`` is floating point, finite and within
+    MAX_ABS."""
+    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+        raise StatsError(f"{kind} {name!r}: '{key}' contains NaN/inf or is not floating point")
+    largest = float(np.abs(array).max()) if array.size else 0.0
+    if largest > MAX_ABS:
+        raise StatsError(f"{kind} {name!r}: '{key}' holds values up to {largest:.3g}, beyond "
+                         f"{MAX_ABS:.0e}: they overflow fp64 in the metrics; rebuild it with {stats_command()}")
+
+
+def check_moments(name: str, mu: np.ndarray, sigma: np.ndarray, dim: int, keys: tuple[str, str] = ("mu", "sigma"),
+                  kind: str = "stats file") -> None:
+    """StatsError unless ``mu`` (dim,) and ``sigma`` (dim, dim) of the ``kind`` file ``name`` (members ``keys``)
+    are finite, bounded floats and sigma a covariance matrix."""
     if mu.shape != (dim,) or sigma.shape != (dim, dim):
-        raise StatsError(f"stats file {name!r}: mu {mu.shape} / sigma {sigma.shape} do not match the "
+        raise StatsError(f"{kind} {name!r}: {keys[0]} {mu.shape} / {keys[1]} {sigma.shape} do not match the "
                          f"extractor's dimension {dim}")
-    features = arrays.get("features")
-    if features is not None and (features.ndim != 2 or features.shape[1] != dim):
+    for key, array in zip(keys, (mu, sigma)):
+        check_finite_bounded(name, key, array, kind)
+    _check_covariance(sigma.astype(np.float64), name, keys[1], kind)
+
+
+def _checked_features(features: np.ndarray | None, name: str, dim: int, n: int | None, meta: dict
+                      ) -> np.ndarray | None:
+    """The stored feature rows (M, dim) as float32, checked against n and the metadata."""
+    if features is None:
+        return None
+    if features.ndim != 2 or features.shape[1] != dim:
         raise StatsError(f"stats file {name!r}: features have shape {features.shape}, expected (N, {dim})")
-    if features is not None and len(features) < 2:
+    if len(features) < 2:
         raise StatsError(f"stats file {name!r}: 'features' has {len(features)} rows; KID and the k-NN metrics need at "
                          f"least 2 feature rows (rebuild it with {stats_command(features=True)})")
-    if features is not None and (len(features) > n or (len(features) < n and "features_subset" not in meta)):
+    if n is not None and (len(features) > n or (len(features) < n and "features_subset" not in meta)):
         raise StatsError(f"stats file {name!r}: {len(features)} feature rows for n={n} samples (a subset must be "
                          "described by 'features_subset' in the metadata); rebuild it with "
                          f"{stats_command()}")
-    for key, array in (("mu", mu), ("sigma", sigma), ("features", features)):
-        if array is not None and (not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all()):
-            raise StatsError(f"stats file {name!r}: '{key}' contains NaN/inf or is not floating point")
-        largest = float(np.abs(array).max()) if array is not None and array.size else 0.0
-        if largest > MAX_ABS:
-            raise StatsError(f"stats file {name!r}: '{key}' holds values up to {largest:.3g}, beyond "
-                             f"{MAX_ABS:.0e}: they overflow fp64 in the metrics; rebuild it with {stats_command()}")
-    _check_covariance(sigma.astype(np.float64), name)
-    return Stats(mu=mu.astype(np.float64), sigma=sigma.astype(np.float64), n=n, extractor=extractor, meta=meta,
-                 features=None if features is None else features.astype(np.float32))
+    check_finite_bounded(name, "features", features)
+    return features.astype(np.float32)
 
 
 def _read_members(data: np.lib.npyio.NpzFile, name: str) -> tuple[dict[str, np.ndarray], dict | None]:
@@ -142,6 +194,9 @@ def _read_members(data: np.lib.npyio.NpzFile, name: str) -> tuple[dict[str, np.n
         raise StatsError(f"stats file {name!r}: its metadata inflates to {sizes['meta']:,} bytes, more than "
                          f"{MAX_META_BYTES:,}; rebuild it with {stats_command()}")
     meta = _read_meta(data["meta"], name) if "meta" in sizes else None
+    # Without metadata (a trusted pytorch-fid file) the dimension is not known before reading: at most MAX_UNKNOWN_DIM.
+    limits.update(mu=8 * MAX_UNKNOWN_DIM + 4096, sigma=8 * MAX_UNKNOWN_DIM ** 2 + 4096,
+                  mu_s=8 * SPATIAL_DIM + 4096, sigma_s=8 * SPATIAL_DIM ** 2 + 4096)
     try:
         dim, n = int(meta["extractor"]["dim"]), int(meta["n"])
         if dim >= 1 and 2 <= n <= MAX_N:
@@ -180,17 +235,17 @@ def _read_meta(raw: np.ndarray, name: str) -> dict:
     return meta
 
 
-def _check_covariance(sigma: np.ndarray, name: str) -> None:
+def _check_covariance(sigma: np.ndarray, name: str, key: str = "sigma", kind: str = "stats file") -> None:
     """StatsError unless ``sigma`` (d, d) fp64 is symmetric and positive semi-definite up to round-off: the
     Cholesky factorisation of sigma + PSD_RTOL * max(diag) * I succeeds (an eigenvalue below about -PSD_RTOL *
     max(diag) makes it fail)."""
     if not is_symmetric(sigma):
-        raise StatsError(f"stats file {name!r}: 'sigma' is not symmetric, so it is no covariance matrix; rebuild "
+        raise StatsError(f"{kind} {name!r}: '{key}' is not symmetric, so it is no covariance matrix; rebuild "
                          f"it with {stats_command()}")
     shift = PSD_RTOL * max(float(np.diag(sigma).max(initial=0.0)), 0.0) + np.finfo(np.float64).tiny
     _, info = lapack.dpotrf(sigma + shift * np.eye(len(sigma)), lower=1, clean=0, overwrite_a=1)
     if info != 0 or np.diag(sigma).min(initial=0.0) < 0:
-        raise StatsError(f"stats file {name!r}: 'sigma' is not positive semi-definite (a covariance matrix is), "
+        raise StatsError(f"{kind} {name!r}: '{key}' is not positive semi-definite (a covariance matrix is), "
                          f"so it cannot give a valid FID; rebuild it with {stats_command()}")
 
 

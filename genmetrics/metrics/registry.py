@@ -64,11 +64,16 @@ class MetricInputs:
     sigma_gen: np.ndarray
     feats_gen: np.ndarray | None
     logits_gen: np.ndarray | None
-    mu_ref: np.ndarray | None
-    sigma_ref: np.ndarray | None
-    feats_ref: np.ndarray | None
-    options: MetricOptions
-    wanted: tuple[str, ...]
+    mu_ref: np.ndarray | None = None
+    sigma_ref: np.ndarray | None = None
+    feats_ref: np.ndarray | None = None
+    options: MetricOptions = MetricOptions()
+    wanted: tuple[str, ...] = ()
+    mu_s_gen: np.ndarray | None = None  # sFID: the spatial features' mean (2023,), covariance, rows (N, 2023)
+    sigma_s_gen: np.ndarray | None = None
+    spatial_gen: np.ndarray | None = None
+    mu_s_ref: np.ndarray | None = None
+    sigma_s_ref: np.ndarray | None = None
 
     @functools.cached_property
     def manifold(self) -> ManifoldMetrics | None:
@@ -116,6 +121,7 @@ class MetricDef:
         needs_reference: needs a reference side.
         needs_logits: needs classifier logits of the generated side.
         needs_captions: needs captions (computed by ``genmetrics.clip_eval``, not by ``compute``).
+        needs_spatial: needs sFID's spatial features (TF-Inception's Mixed_6d, in the pool3 pass).
         extractors: the extractors whose features it is defined on (None: any); ``unsupported`` says why.
         compute: ``MetricInputs -> {output: value}``.
         replicate: ``BootstrapInputs -> {row: (value, replicates)}`` for compare.
@@ -132,6 +138,7 @@ class MetricDef:
     needs_reference: bool = True
     needs_logits: bool = False
     needs_captions: bool = False
+    needs_spatial: bool = False
     extractors: tuple[str, ...] | None = None
     unsupported: str = ""
     compute: Callable[[MetricInputs], dict[str, float]] | None = None
@@ -149,6 +156,10 @@ class MetricDef:
 
 def _fid(inputs: MetricInputs) -> dict[str, float]:
     return {"fid": fid_from_stats(inputs.mu_gen, inputs.sigma_gen, inputs.mu_ref, inputs.sigma_ref)}
+
+
+def _sfid(inputs: MetricInputs) -> dict[str, float]:
+    return {"sfid": fid_from_stats(inputs.mu_s_gen, inputs.sigma_s_gen, inputs.mu_s_ref, inputs.sigma_s_ref)}
 
 
 def _kid(inputs: MetricInputs) -> dict[str, float]:
@@ -189,6 +200,12 @@ def _fid_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarra
     found = bootstrap.fid_replicates(inputs.feats_gen, inputs.mu_ref, inputs.sigma_ref, inputs.counts,
                                      device=inputs.device, done=inputs.done)
     return {"fid": (_fid(inputs)["fid"], found)}
+
+
+def _sfid_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    found = bootstrap.fid_replicates(inputs.spatial_gen, inputs.mu_s_ref, inputs.sigma_s_ref, inputs.counts,
+                                     device=inputs.device, done=inputs.done)
+    return {"sfid": (_sfid(inputs)["sfid"], found)}
 
 
 def _mmd_replicates(row: str, kernel: bootstrap.Kernel, scale: float, inputs: BootstrapInputs
@@ -236,6 +253,10 @@ def _cmmd_settings(options: MetricOptions) -> dict[str, Any]:
 METRICS: dict[str, MetricDef] = {metric.name: metric for metric in (
     MetricDef("fid", "Fréchet Inception Distance", {"fid": "FID"}, {"fid": "FID"}, compute=_fid,
               replicate=_fid_replicates),
+    MetricDef("sfid", "spatial FID on Mixed_6d's first 7 channels (extractor inception)", {"sfid": "sFID"},
+              {"sfid": "sFID"}, needs_spatial=True, extractors=("inception",),
+              unsupported="is defined on TF-Inception's Mixed_6d features", compute=_sfid,
+              replicate=_sfid_replicates),
     MetricDef("kid", "Kernel Inception Distance", {"kid_mean": "KID (mean)", "kid_std": "KID (std)"},
               {"kid": "KID"}, needs_features=True, compute=_kid, replicate=_kid_replicates, settings=_kid_settings,
               compare_settings=lambda options: {}),
@@ -260,6 +281,9 @@ METRICS: dict[str, MetricDef] = {metric.name: metric for metric in (
               higher_is_better=True, needs_reference=False, needs_captions=True),
 )}
 DEFAULT_METRICS = ("fid", "kid", "pr")
+ALIASES: dict[str, tuple[str, ...]] = {"adm": ("fid", "sfid", "is", "pr")}
+"""Names for metric sets: ``adm`` is what guided-diffusion's evaluator reports (its precision/recall is ours with
+k = 3 on pool3). Within an alias, ``is`` is dropped with a warning when the weights give no logits."""
 LABELS: dict[str, str] = {key: label for metric in METRICS.values() for key, label in metric.outputs.items()}
 ROWS: dict[str, MetricDef] = {row: metric for metric in METRICS.values() for row in metric.rows}
 
@@ -267,10 +291,19 @@ ROWS: dict[str, MetricDef] = {row: metric for metric in METRICS.values() for row
 def parse_metrics(metrics: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """'fid,kid' or ('fid', 'kid') -> validated tuple in the given order, without duplicates."""
     names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    names = [expanded for name in names for expanded in ALIASES.get(name, (name,))]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        raise ConfigError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(METRICS)}")
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from "
+                          f"{','.join([*METRICS, *ALIASES])}")
     return tuple(dict.fromkeys(names))
+
+
+def optional_metrics(metrics: str | tuple[str, ...] | list[str]) -> set[str]:
+    """The metrics an alias of ``metrics`` asks for only where they can be computed (``is`` of ``adm``), unless
+    also asked for by name."""
+    names = {m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)}
+    return {"is"} - names if names & set(ALIASES) else set()
 
 
 def check_supported(wanted: tuple[str, ...], extractor: str, has_logits: bool | None = None) -> None:
@@ -285,6 +318,11 @@ def check_supported(wanted: tuple[str, ...], extractor: str, has_logits: bool | 
             raise ConfigError(f"metric {name!r} needs classifier logits, which {spell('extractor', extractor)} "
                               f"does not give: drop {name!r} or score it in a separate run with "
                               f"{spell('extractor', 'inception')}")
+
+
+def needs_spatial(wanted: tuple[str, ...] | list[str]) -> bool:
+    """True when a metric of ``wanted`` needs sFID's spatial features."""
+    return any(METRICS[name].needs_spatial for name in wanted)
 
 
 def needs_features(wanted: tuple[str, ...] | list[str]) -> bool:

@@ -165,9 +165,9 @@ def test_fp32_convs_run_without_tf32(inception, monkeypatch):
     """cuDNN's TF32 default is off while the trunk runs (exact fp32 on GPUs) and restored afterwards."""
     trunk, seen = inception.trunk, []
 
-    def spy(x: torch.Tensor) -> torch.Tensor:
+    def spy(x: torch.Tensor, spatial: bool = False) -> torch.Tensor:
         seen.append(torch.backends.cudnn.allow_tf32)
-        return trunk(x)
+        return trunk(x, spatial)
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     monkeypatch.setattr(inception, "trunk", spy)
