@@ -12,6 +12,12 @@ PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 bf16/fp16 are faster opt-in modes for monitoring, and their statistics are not comparable with fp32 ones."""
 
 
+SPATIAL_CHANNELS = 7  # guided-diffusion's sFID keeps mixed_6/conv:0[..., :7]
+SPATIAL_SIZE = 17  # TF-Inception's Mixed_6d grid for a 299x299 input
+SPATIAL_DIM = SPATIAL_SIZE * SPATIAL_SIZE * SPATIAL_CHANNELS
+"""sFID's spatial features: 2,023 values per image, flattened H, W, C."""
+
+
 @dataclass(frozen=True)
 class ExtractorSpec:
     """Everything that determines the feature values of an extractor; two feature sets are comparable

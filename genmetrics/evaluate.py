@@ -153,8 +153,8 @@ def score(
         optional=optional_metrics(metrics), keep_gen=clip is config)
     clip_part = None if clip is None else _clip_part(gen_src, matched, clip, engine,
                                                      done if clip is config else None, clip_w)
-    return _result(wanted if done is None else (*done.wanted, *wanted[len(distribution):]), settings, gen,
-                   gen_src, done, clip_part)
+    dropped = set() if done is None else set(distribution) - set(done.wanted)  # optional metrics not computable
+    return _result(tuple(name for name in wanted if name not in dropped), settings, gen, gen_src, done, clip_part)
 
 
 def _result(wanted: tuple[str, ...], options: MetricOptions, gen: Any, gen_src: ImageSource,

@@ -7,10 +7,7 @@ reference, compute metric values. Each returns what it made; nothing here mutate
 from __future__ import annotations
 
 import dataclasses
-import os
-import zipfile
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +22,7 @@ from genmetrics.io.images import ImageSource, open_source
 from genmetrics.config import ExtractorSpec
 from genmetrics.features.weights import FID_HELPER_SHA256, TORCH_FIDELITY_SHA256_PREFIX
 from genmetrics.io.adm import IMAGES_KEY, MAX_IMAGES, ignored_keys, is_adm_batch, read_adm_batch
-from genmetrics.io.statsfile import Stats, check_compatible, load_stats, stats_command
+from genmetrics.io.statsfile import Stats, check_compatible, load_stats, npz_members, stats_command
 from genmetrics.metrics import check_finite
 from genmetrics.metrics.registry import (
     METRICS,
@@ -190,13 +187,8 @@ def extract_side(src: ImageSource, network: FeatureExtractor, options: ExtractOp
 
 def is_stats_file(ref: Any) -> bool:
     """True for a path to an .npz holding 'mu' and 'sigma' (a stats file rather than an image array)."""
-    if not isinstance(ref, (str, os.PathLike)) or Path(ref).suffix != ".npz" or not Path(ref).is_file():
-        return False
-    try:
-        with zipfile.ZipFile(ref) as archive:
-            return {"mu.npy", "sigma.npy"} <= set(archive.namelist())
-    except Exception:  # BadZipFile, NotImplementedError (unknown zip version), ...: read it as an image array
-        return False
+    members = npz_members(ref)  # None for an unreadable .npz: then read as an image array, whose reader says why
+    return members is not None and {"mu", "sigma"} <= set(members)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from genmetrics.errors import ConfigError, InputError
 from genmetrics.features.extract import extract_features
 from genmetrics.features.registry import ExtractorConfig, extractor_config
 from genmetrics.io.images import open_source
-from genmetrics.io.statsfile import SPATIAL_DIM, Stats
+from genmetrics.config import SPATIAL_DIM
+from genmetrics.io.statsfile import Stats
 from genmetrics.metrics.cmmd import DEFAULT_SIGMA
 from genmetrics.metrics.registry import (
     DEFAULT_METRICS,

@@ -171,3 +171,12 @@ def test_no_import_cycles_in_genmetrics():
     for name in graph:
         if name not in state:
             visit(name, [])
+
+
+def test_provenance_lists_the_metrics_in_the_order_asked(tiny_clip):
+    """Regression: with clip_score asked before a distribution metric, the list repeated the latter."""
+    images = np.repeat(_fashion(0, 6), 3, axis=3)
+    result = genmetrics.score(images, images[::-1].copy(), "clip_score,fid", extractor="clip",
+                              clip_model=tiny_clip[0], clip_weights=tiny_clip[1], captions=["a shirt"] * 6,
+                              progress=False)
+    assert result.provenance.metrics == ("clip_score", "fid") and list(result.metrics)[0] == "fid"

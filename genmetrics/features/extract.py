@@ -8,10 +8,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from genmetrics.config import SPATIAL_DIM
 from genmetrics.errors import ConfigError, DecodeError, WeightsError, spell
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.cache import FeatureCache
-from genmetrics.features.inception_fused import SPATIAL_DIM
 from genmetrics.io.images import ImageSource
 from genmetrics.stats import RunningStats
 

@@ -26,9 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
-SPATIAL_CHANNELS = 7  # guided-diffusion's sFID keeps mixed_6/conv:0[..., :7]
-SPATIAL_SIZE = 17  # Mixed_6d's grid for a 299x299 input
-SPATIAL_DIM = SPATIAL_SIZE * SPATIAL_SIZE * SPATIAL_CHANNELS  # 2,023
+from genmetrics.config import SPATIAL_CHANNELS
 
 
 def fold_batch_norm(net: torch.nn.Module) -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genmetrics.errors import StatsError
 from genmetrics.io.atomic import atomic_write
-from genmetrics.io.statsfile import SPATIAL_DIM, check_moments
+from genmetrics.config import SPATIAL_DIM
+from genmetrics.io.statsfile import check_moments, npz_members
 
 IMAGES_KEY = "arr_0"
 STATS_KEYS = {"mu": "sigma", "mu_s": "sigma_s"}  # mean -> covariance
@@ -36,28 +36,21 @@ class AdmBatch:
         return [IMAGES_KEY, *self.stats]
 
 
-def _members(path: Any) -> list[str] | None:
-    """The member names of the .npz ``path`` (without .npy), or None when it is not a readable .npz path."""
-    if not isinstance(path, (str, os.PathLike)) or Path(path).suffix != ".npz" or not Path(path).is_file():
-        return None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return [name.removesuffix(".npy") for name in archive.namelist()]
-    except Exception:  # BadZipFile, NotImplementedError (zip version): not an ADM batch; the image reader says why
-        return None
+def _is_adm_members(members: list[str] | None) -> bool:
+    return (members is not None and IMAGES_KEY in members and set(members) <= set(ADM_KEYS)
+            and bool(set(members) & set(STATS_KEYS.values())))
 
 
 def is_adm_batch(path: Any) -> bool:
     """True for an .npz holding ``arr_0`` and only ADM's keys, at least one pair of statistics among them (a file
     of ``arr_0`` alone is a plain image array)."""
-    members = _members(path)
-    return (members is not None and IMAGES_KEY in members and set(members) <= set(ADM_KEYS)
-            and bool(set(members) & set(STATS_KEYS.values())))
+    return _is_adm_members(npz_members(path))
 
 
 def ignored_keys(path: Any) -> list[str]:
     """The statistics keys of an ADM batch given as generated images (only ``arr_0`` is read)."""
-    return [key for key in ADM_KEYS[1:] if key in (_members(path) or [])] if is_adm_batch(path) else []
+    members = npz_members(path)
+    return [key for key in ADM_KEYS[1:] if key in members] if _is_adm_members(members) else []
 
 
 def _header(archive: zipfile.ZipFile, key: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -79,7 +72,7 @@ def read_adm_batch(path: str | os.PathLike) -> AdmBatch:
     """The validated batch: ``arr_0`` uint8 (N, H, W, 1 or 3) with N >= 2 (checked from its header), each pair of
     statistics complete, of ADM's dimensions, finite and a covariance."""
     name = str(path)
-    members = _members(path) or []
+    members = npz_members(path) or []
     with zipfile.ZipFile(path) as archive:
         shape, dtype = _header(archive, IMAGES_KEY, name)
         if dtype != np.uint8 or len(shape) != 4 or shape[3] not in (1, 3) or shape[0] < 2:

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 from scipy.linalg import lapack
 
-from genmetrics.config import ExtractorSpec
+from genmetrics.config import SPATIAL_DIM, ExtractorSpec
 from genmetrics.errors import StatsError, phrase, spell
 from genmetrics.io.atomic import atomic_write, check_writable
 from genmetrics.stats import is_symmetric
 
 FORMAT = "genmetrics-stats/1"
 ARRAYS = ("mu", "sigma", "meta", "features", "mu_s", "sigma_s")  # the members read; any other is never loaded
-SPATIAL_DIM = 2023  # sFID's spatial features: 17 x 17 x 7
 MAX_UNKNOWN_DIM = 4096  # largest feature dimension of a stats file without metadata (pool3: 2048)
 MAX_META_DEPTH = 32  # nesting levels of the metadata JSON
 MAX_META_BYTES = 16 << 20  # the metadata member, inflated
@@ -56,6 +55,18 @@ def stats_command(features: bool = False, spatial: bool = False) -> str:
     python = "".join(option for option, wanted in ((", features=True", features), (", sfid=True", spatial)) if wanted)
     cli = "".join(option for option, wanted in ((" --features", features), (" --sfid", spatial)) if wanted)
     return phrase(f"`genmetrics.compute_stats(SRC, FILE{python})`", f"`genmetrics stats SRC -o FILE{cli}`")
+
+
+def npz_members(path: Any) -> list[str] | None:
+    """The member names of the .npz file ``path`` (without ".npy"), or None when ``path`` is not a path to a
+    readable .npz file (a BadZipFile or an unknown zip version: the image reader then says why)."""
+    if not isinstance(path, (str, os.PathLike)) or Path(path).suffix != ".npz" or not Path(path).is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [name.removesuffix(".npy") for name in archive.namelist()]
+    except Exception:  # BadZipFile, NotImplementedError (zip version), ...
+        return None
 
 
 def check_output(path: str | os.PathLike, inputs: Iterable[Any] = ()) -> None:

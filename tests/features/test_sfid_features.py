@@ -9,7 +9,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 
 from genmetrics.features.extract import extract_features
 from genmetrics.features.inception import torch_fidelity_state_dict
-from genmetrics.features.inception_fused import SPATIAL_DIM
+from genmetrics.config import SPATIAL_DIM
 from genmetrics.io.images import open_source
 from tests.helpers import random_images
 
