@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from genmetrics_cli.options import metrics_option, extraction_options
+from genmetrics_cli.options import metrics_option, extraction_options, trust_stats_option
 from genmetrics.compare import DEFAULT_BOOTSTRAP
 from genmetrics.compare import compare as compare_api
 from genmetrics.errors import ConfigError
@@ -40,9 +40,10 @@ from genmetrics_models.checkpoint import latest_checkpoint, read_checkpoint
 @click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of precision/recall.")
 @click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="k of density/coverage.")
 @click.option("--force", is_flag=True, help="Accept a reference stats file computed at another --precision.")
+@trust_stats_option
 @extraction_options
 def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_samples, fail_if, output_format,
-            output, pr_k, dc_k, force, **extraction) -> None:
+            output, pr_k, dc_k, force, trust_stats, **extraction) -> None:
     """Compare the samples of two checkpoints, BASELINE and CANDIDATE, against one reference.
 
     BASELINE and CANDIDATE: a folder, a .zip or a .npy/.npz uint8 array, or a checkpoint of the models package
@@ -55,7 +56,8 @@ def compare(baseline, candidate, ref, metrics, bootstrap_replicates, seed, num_s
     baseline, candidate = (_samples(path, num_samples, extraction["device"]) for path in (baseline, candidate))
     comparison = compare_api(baseline, candidate, ref, metrics, fail_if=fail_if,
                              bootstrap_replicates=bootstrap_replicates, seed=seed, num_samples=num_samples,
-                             pr_k=pr_k, dc_k=dc_k, force=force, **extraction)
+                             pr_k=pr_k, dc_k=dc_k, force=force, trust_stats=trust_stats,
+                             **extraction)
     if is_main_process():
         report = COMPARISON_FORMATS[output_format](comparison)
         if output:

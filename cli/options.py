@@ -77,6 +77,13 @@ def caption_options(command: Callable) -> Callable:
     ])
 
 
+trust_stats_option = click.option(
+    "--trust-stats", is_flag=True,
+    help="Accept a reference stats file without genmetrics metadata (pytorch-fid's --save-stats, TTUR's "
+         "fid_stats_*.npz) as computed with this run's extractor setup; its dimensions are still checked and the "
+         "result says it was trusted.")
+
+
 def metrics_option(compare: bool = False) -> Callable:
     """``--metrics``, its help listing the registry's metrics (those compare takes, for compare)."""
     names = [f"{name} ({metric.help})" for name, metric in METRICS.items()

@@ -240,6 +240,7 @@ def compute_stats(
     config = extractor_config(extractor, inception_weights=inception_weights, trust_weights=trust_weights,
                               resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
     check_stats_request(config, sfid, format)
+    sfid = sfid or format == "adm"  # guided-diffusion's evaluator reads mu_s and sigma_s wherever mu is
     if out is not None:
         check_output(out, [source])  # an unwritable output fails now, not after the extraction (every rank alike)
     engine = ExtractOptions.make(batch_size, distributed.init_from_env(device), workers, skip_bad, progress, cache)

@@ -66,7 +66,8 @@ PARAMETERS: dict[str, str] = {
                    "the result says so.",
     "sfid": "also compute sFID's spatial statistics (mu_s, sigma_s; inception only).",
     "format": "'genmetrics' (a stats file) or 'adm' (an ADM reference batch: a seeded subset of at most 10,000 "
-              "images as arr_0 and the statistics of all of them).",
+              "images as arr_0 and the statistics of all of them, always with mu_s and sigma_s, which guided-diffusion's "
+              "evaluator reads wherever mu is).",
     "cache": "read and write the per-image feature cache under $GENMETRICS_CACHE_DIR; default True.",
     "progress": "tqdm progress bars on stderr.",
     "fail_if": "checks on candidate - baseline such as 'fid>+0.5' or 'recall<-0.02'; a check fails only when the "

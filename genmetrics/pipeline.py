@@ -251,14 +251,13 @@ def adm_reference(path: str, network: FeatureExtractor, options: ExtractOptions,
             network.spatial = spatial_was
     moments = {"mu": usable["mu"], "sigma": usable["sigma"]} if has_moments else {"mu": extracted.mu,
                                                                                    "sigma": extracted.sigma}
-    if has_spatial:
-        moments.update(mu_s=usable["mu_s"], sigma_s=usable["sigma_s"])
-    elif needs.spatial:
-        moments.update(mu_s=extracted.mu_s, sigma_s=extracted.sigma_s)
+    if needs.spatial:
+        moments.update({key: usable[key] for key in ("mu_s", "sigma_s")} if has_spatial else
+                       {"mu_s": extracted.mu_s, "sigma_s": extracted.sigma_s})
     used = ([IMAGES_KEY] if extracted is not None else []) + [key for key in usable if key in moments]
     meta = {**(extracted.meta if extracted is not None else {}), "source": f"ADM reference batch {path}",
             "stats_file": path, "reference_kind": "adm-batch", "adm_keys_used": used,
-            "adm_keys_ignored": [key for key in batch.stats if key not in used]}
+            "adm_keys_ignored": [key for key in batch.stats if key not in usable]}
     return Stats(n=batch.shape[0], extractor=network.spec, meta=meta,
                  features=None if extracted is None else extracted.features, **moments)
 

@@ -38,12 +38,12 @@ class AdmBatch:
 
 def _is_adm_members(members: list[str] | None) -> bool:
     return (members is not None and IMAGES_KEY in members and set(members) <= set(ADM_KEYS)
-            and bool(set(members) & set(STATS_KEYS.values())))
+            and len(members) > 1)
 
 
 def is_adm_batch(path: Any) -> bool:
-    """True for an .npz holding ``arr_0`` and only ADM's keys, at least one pair of statistics among them (a file
-    of ``arr_0`` alone is a plain image array)."""
+    """True for an .npz holding ``arr_0`` and only ADM's keys, at least one statistics key among them (a file of
+    ``arr_0`` alone is a plain image array)."""
     return _is_adm_members(npz_members(path))
 
 

@@ -410,6 +410,45 @@ def test_truncated_stats_file(tmp_path):
     assert_one_line_error(run("score", folder, path, "--metrics", "fid", *TINY), "ref.npz")
 
 
+def _adm_batch(path: Path, **arrays: np.ndarray) -> Path:
+    """An ADM reference batch: 4 images as ``arr_0`` and float32 statistics of ADM's dimensions (2048 pool3, 2023
+    spatial), each replaced by ``arrays`` where given (None drops the key)."""
+    values = {"arr_0": random_images(4, size=16), "mu": np.zeros(2048, np.float32),
+              "sigma": np.eye(2048, dtype=np.float32), "mu_s": np.zeros(2023, np.float32),
+              "sigma_s": np.eye(2023, dtype=np.float32), **arrays}
+    np.savez(path, **{key: value for key, value in values.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize("arrays, fragments", [
+    ({"arr_0": np.zeros((4, 16, 16, 3), np.float32)}, ["'arr_0' is float32 of shape (4, 16, 16, 3)", "uint8"]),
+    ({"arr_0": np.zeros((4, 16, 16), np.uint8)}, ["'arr_0' is uint8 of shape (4, 16, 16)", "(N, H, W, 3)"]),
+    ({"mu": np.zeros(100, np.float32)}, ["mu (100,)", "2048"]),
+    ({"sigma": np.eye(2047, dtype=np.float32)}, ["sigma (2047, 2047)", "2048"]),
+    ({"mu_s": np.zeros(2048, np.float32)}, ["mu_s (2048,)", "2023"]),
+    ({"mu": np.full(2048, np.nan, np.float32)}, ["'mu' contains NaN/inf"]),
+    ({"sigma_s": np.full((2023, 2023), np.inf, np.float32)}, ["'sigma_s' contains NaN/inf"]),
+    ({"sigma": None}, ["holds 'mu' without 'sigma'"]),
+    ({"mu": np.array(["0.5"] * 2048)}, ["'mu' is not floating point"]),
+], ids=["float-images", "rank-3-images", "mu-shape", "sigma-shape", "mu_s-shape", "nan", "inf", "mu-alone",
+        "string-mu"])
+def test_bad_adm_reference_batch(tmp_path, arrays, fragments):
+    """An ADM batch is validated when read, whatever the extractor (its statistics are then used or not)."""
+    batch = _adm_batch(tmp_path / "VIRTUAL_batch.npz", **arrays)
+    folder = good_folder(tmp_path / "imgs")
+    assert_one_line_error(run("score", folder, batch, "--metrics", "fid", *TINY), "ADM batch",
+                          "VIRTUAL_batch.npz", *fragments)
+
+
+def test_adm_batch_containing_a_pickle(tmp_path):
+    marker = tmp_path / "pickle-was-executed"
+    batch = _adm_batch(tmp_path / "evil.npz", mu=np.array([_Payload(marker)], dtype=object))
+    folder = good_folder(tmp_path / "imgs")
+    assert_one_line_error(run("score", folder, batch, "--metrics", "fid", *TINY), "evil.npz", "'mu'",
+                          "pickled object array, which is never loaded")
+    assert not marker.exists()
+
+
 def test_weights_with_wrong_sha256(tmp_path):
     weights = tmp_path / "weights-inception-2015-12-05-6726825d.pth"  # the right name, other bytes
     torch.save({"fc.weight": torch.zeros(2)}, weights)
