@@ -79,8 +79,12 @@ def _check_reference(ref: str) -> None:
               help="A hyper-parameter, repeatable: -p lr=1e-4 -p batch_size=32 (see the README per model).")
 @click.option("--device", default="cpu", show_default=True, help="torch device of training and evaluation.")
 @click.option("--progress/--no-progress", default=True, help="Progress bars on stderr (default: on).")
+@click.option("--init-from", type=click.Path(), default=None,
+              help="Warm start a new OUT from this checkpoint (a training or shipped folder, or its step-*.json): its "
+                   "weights, EMA and step, fresh optimizers; -p may change hyper-parameters that keep the "
+                   "architecture. Recorded in the checkpoints' run settings.")
 def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_metrics, eval_extractor,
-          checkpoint_every, seed, gan_loss, schedule, params, device, progress) -> None:
+          checkpoint_every, seed, gan_loss, schedule, params, device, progress, init_from) -> None:
     """Train reference generator MODEL (dcgan, cgan, wgan, wgan-gp, ae, vae, pixelcnn, vqvae, ddpm) in folder OUT,
     resuming its last checkpoint; evaluates with genmetrics and writes sample grids, a history and a plot."""
     model_class(model)
@@ -88,7 +92,9 @@ def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_m
         check_dataset(dataset)
     hparams = _parse_params(params, gan_loss=gan_loss, schedule=schedule)
     latest = latest_checkpoint(out) if Path(out).is_dir() else None
-    run_dataset = dataset or (read_config(latest)["dataset"] if latest else "fashion-mnist")
+    origin = latest or (None if init_from is None else
+                        latest_checkpoint(init_from) if Path(init_from).is_dir() else Path(init_from))
+    run_dataset = dataset or (read_config(origin)["dataset"] if origin else "fashion-mnist")
     if eval_samples == 1:
         raise ConfigError(f"{spell('eval_samples', '1')}: must be 0 (no evaluation) or at least 2")
     if eval_samples:
@@ -99,7 +105,8 @@ def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_m
         _check_reference(eval_ref or REFERENCES[run_dataset])
     options = TrainOptions(steps=steps, eval_every=eval_every, eval_samples=eval_samples, eval_ref=eval_ref,
                            eval_metrics=eval_metrics, eval_extractor=eval_extractor,
-                           checkpoint_every=checkpoint_every, device=device, progress=progress)
+                           checkpoint_every=checkpoint_every, device=device, progress=progress,
+                           init_from=None if init_from is None else str(init_from))
     history = train_run(model, out, options, dataset=dataset, hparams=hparams, seed=seed,
                         log=lambda message: click.echo(printable(message), err=True))
     click.echo(f"wrote {printable(out)}: {latest_checkpoint(out).name}, samples-*.png, history.json, metrics.csv, "

@@ -54,6 +54,7 @@ class TrainOptions:
     log_every: int = 10
     device: str = "cpu"
     progress: bool = True
+    init_from: str | None = None  # warm start: a checkpoint whose weights (and EMA) a new run starts from
 
 
 class BatchSampler:
@@ -248,6 +249,31 @@ def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Ma
     return checkpoint
 
 
+def _warm_start(options: TrainOptions, model_name: str, dataset: str | None, hparams: Mapping[str, Any],
+                seed: int | None) -> tuple[Generator, int, int, Any, torch.Generator]:
+    """A new run from the weights (EMA and buffers included) of checkpoint ``options.init_from`` with fresh
+    optimizers: its model, dataset and step, its hyper-parameters with ``hparams`` over them (the architecture must
+    stay), the training generator seeded ``seed`` (default: the checkpoint's), so the batches continue as the
+    original run's would have (they depend on (seed, step) alone)."""
+    start = read_checkpoint(options.init_from, options.device)
+    config = start.config
+    if config["model"] != model_name or dataset not in (None, config["dataset"]):
+        raise ConfigError(f"{spell('init_from', repr(str(options.init_from)))} holds a {config['model']} model on "
+                          f"{config['dataset']}; warm-start the same model and dataset")
+    seed = config["seed"] if seed is None else seed
+    wanted = {**config["hparams"], **hparams}
+    _resolved_hparams(model_name, wanted)
+    data = load_dataset(config["dataset"])
+    model = build_model(model_name, wanted, num_classes=config["num_classes"]).to(options.device)
+    try:
+        model.load_state_dict(start.model.state_dict())
+    except RuntimeError:
+        changed = sorted(key for key in hparams if hparams[key] != config["hparams"].get(key))
+        raise ConfigError(f"cannot warm-start from {str(options.init_from)!r}: {', '.join(changed)} change the "
+                          "architecture; change only those that keep it (lr, batch_size, ...)") from None
+    return model, config["step"], seed, data, torch.Generator().manual_seed(seed)
+
+
 def _out_folder(out: str | Path) -> tuple[Path, bool]:
     """The run folder ``out``, created if missing; and whether this call created it."""
     out = Path(out)
@@ -294,6 +320,10 @@ def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | 
         generator = torch.Generator()
         generator.set_state(checkpoint.rng_state)
         history = History.load(out, until=step)
+    elif options.init_from is not None:
+        model, step, seed, data, generator = _warm_start(options, model_name, dataset, hparams, seed)
+        log(f"warm start from {options.init_from} (step {step}): its weights, fresh optimizers")
+        history = History()
     else:
         seed = 0 if seed is None else seed
         _resolved_hparams(model_name, hparams)  # a bad hyper-parameter is refused before the dataset is read

@@ -168,6 +168,7 @@ def test_ddim_with_all_T_steps_is_deterministic_and_its_formula():
         abar, abar_next = model.schedule.alpha_bar(t).item(), model.schedule.alpha_bar(t - 1).item()
         eps = 0.3 * x + 0.01 * t + 0.05 * (labels.float() + 1)[:, None, None, None]
         x0 = ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-1, 1)
+        eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
         x = math.sqrt(abar_next) * x0 + math.sqrt(1 - abar_next) * eps
     torch.testing.assert_close(got, x)
     again = model.generate(2, seeded(4), labels, guidance=0.0, classifier_scale=0.0, sampling_steps=10)
@@ -203,6 +204,7 @@ def test_classifier_guidance_shifts_the_mean_by_scale_variance_grad():
     abar, abar_next = model.schedule.alpha_bar(6).item(), model.schedule.alpha_bar(3).item()
     eps = model.predict_eps(x, 6, labels, 0.0) - 3.0 * math.sqrt(1 - abar) * grad
     x0 = ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-1, 1)
+    eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
     expected = math.sqrt(abar_next) * x0 + math.sqrt(1 - abar_next) * eps
     torch.testing.assert_close(model.ddim_step(x, 6, 3, labels, classifier_scale=3.0), expected)
 
@@ -285,8 +287,26 @@ def test_ddim_recovers_x0_from_the_true_eps_and_clips_its_estimate_to_the_data_r
     torch.testing.assert_close(ddim_update(x_t, 600, 0, eps, schedule), x0, atol=1e-5, rtol=0)
     # At t = T, abar_T ~ 2e-9: an eps off by 0.01 would put x0^ ~ 200 away; clipped, x_980 stays near N(0, 1).
     x_T = torch.randn(x0.shape, generator=seeded(13))
-    abar_next = schedule.alpha_bar(980).item()
+    abar, abar_next = schedule.alpha_bar(1000).item(), schedule.alpha_bar(980).item()
     x_next = ddim_update(x_T, 1000, 980, x_T + 0.01, schedule)
-    bound = math.sqrt(abar_next) + math.sqrt(1 - abar_next) * (x_T + 0.01).abs()
-    assert schedule.alpha_bar(1000).item() < 1e-8
-    assert bool((x_next.abs() <= bound + 1e-6).all())
+    assert abar < 1e-8
+    assert bool((x_next.abs() <= math.sqrt(abar_next) + math.sqrt(1 - abar_next) * x_T.abs() + 1e-4).all())
+
+
+def test_ddim_moves_along_the_noise_its_clipped_estimate_implies():
+    """Where the clip acts, the step uses eps^ = (x_t - sqrt(abar_t) x0^) / sqrt(1 - abar_t), so x_t = sqrt(abar_t)
+    x0^ + sqrt(1 - abar_t) eps^ holds exactly (guided-diffusion's DDIM); mixing the clipped x0^ with the unclipped
+    eps broke that and, under guidance, the class. Where it does not act, eps^ = eps."""
+    schedule = cosine_schedule(1000)
+    x_t = torch.randn(2, 1, 28, 28, generator=seeded(21)) * 1.5
+    eps = torch.randn(x_t.shape, generator=seeded(22)) * 3  # a strongly guided eps: x0^ far outside [-1, 1]
+    t, t_next = 700, 650
+    abar, abar_next = schedule.alpha_bar(t).item(), schedule.alpha_bar(t_next).item()
+    x0 = ((x_t - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-1, 1)
+    implied = (x_t - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+    expected = math.sqrt(abar_next) * x0 + math.sqrt(1 - abar_next) * implied
+    torch.testing.assert_close(ddim_update(x_t, t, t_next, eps, schedule), expected, atol=1e-6, rtol=0)
+    clipped = (x0.abs() == 1)
+    assert 0.1 < clipped.float().mean() < 0.9
+    assert torch.allclose(implied[~clipped], eps[~clipped], atol=1e-4)
+    assert not torch.allclose(implied[clipped], eps[clipped], atol=1e-2)

@@ -69,6 +69,29 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     assert [row["step"] for row in resumed.losses] == [1, 2]
 
 
+def test_a_warm_start_continues_from_the_weights_with_fresh_optimizers(tmp_path):
+    """The new run starts at the checkpoint's step from its weights (the EMA included), with fresh optimizers and a
+    recorded origin; a weights-only checkpoint (a shipped one) will do; the architecture must stay."""
+    train("ddpm", tmp_path / "a", TrainOptions(steps=2, **QUIET), dataset="digits", hparams=TINY["ddpm"], seed=3)
+    warm = train("ddpm", tmp_path / "b", TrainOptions(steps=4, init_from=str(tmp_path / "a"), **QUIET),
+                 hparams={"lr": 1e-4})
+    assert [row["step"] for row in warm.losses] == [3, 4]
+    config = json.loads((tmp_path / "b" / "step-00000004.json").read_text())
+    assert config["run"]["init_from"] == str(tmp_path / "a") and config["dataset"] == "digits"
+    assert config["seed"] == 3 and config["hparams"]["lr"] == 1e-4
+    assert _tensors(tmp_path / "b", 4)["model.ema_updates"].item() == 4  # the EMA went on from the start's 2
+    straight = train("ddpm", tmp_path / "c", TrainOptions(steps=4, **QUIET), dataset="digits", hparams=TINY["ddpm"],
+                     seed=3)
+    assert warm.losses != straight.losses[2:]  # fresh Adam moments (and lr): not a resume
+    again = train("ddpm", tmp_path / "b", TrainOptions(steps=5, **QUIET))  # the warm run resumes as any run
+    assert [row["step"] for row in again.losses] == [3, 4, 5]
+    with pytest.raises(ConfigError, match="channels change the architecture"):
+        train("ddpm", tmp_path / "d", TrainOptions(steps=4, init_from=str(tmp_path / "a"), **QUIET),
+              hparams={"channels": 16})
+    with pytest.raises(ConfigError, match="holds a ddpm model on digits; warm-start the same model"):
+        train("dcgan", tmp_path / "e", TrainOptions(steps=4, init_from=str(tmp_path / "a"), **QUIET))
+
+
 def test_a_diverging_loss_stops_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(DCGAN, "train_step", lambda self, images, labels, generator: {"d_loss": float("nan")})
     with pytest.raises(ConfigError, match=r"dcgan d_loss became nan at step 1; lower the learning rate "
