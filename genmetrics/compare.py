@@ -33,7 +33,7 @@ from genmetrics.metrics.registry import (
     BootstrapInputs,
     MetricOptions,
     metric_settings,
-    needs_features,
+    needs_reference_features,
     needs_spatial,
     parse_metrics,
     replicate_metrics,
@@ -159,7 +159,7 @@ def _check_request(wanted: tuple[str, ...], checks: list[Check], replicates: int
     replicates."""
     refused = [name for name in wanted if METRICS[name].replicate is None]
     if refused:
-        raise ConfigError(f"compare does not take {refused[0]} (it needs captions); compare distribution metrics: "
+        raise ConfigError(f"compare does not take {refused[0]} ({METRICS[refused[0]].no_compare}); compare takes: "
                           + ",".join(name for name, metric in METRICS.items() if metric.replicate is not None))
     check_request(wanted, config, has_reference=True)
     rows = _rows_of(wanted)
@@ -201,6 +201,8 @@ def compare(
     precision: str | None = None,
     clip_model: str | None = None,
     clip_weights: str | None = None,
+    dinov2_arch: str | None = None,
+    dinov2_weights: str | None = None,
     batch_size: int = 32,
     device: str = "cpu",
     workers: int = 0,
@@ -221,7 +223,7 @@ def compare(
     wanted = parse_metrics(metrics)
     config, _ = resolve_configs(extractor, wanted, dict(
         inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
-        clip_model=clip_model, clip_weights=clip_weights))
+        clip_model=clip_model, clip_weights=clip_weights, dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights))
     checks = [Check.parse(text) for text in fail_if]
     _check_request(wanted, checks, bootstrap_replicates, config)
     settings = metric_options(options, pr_k=pr_k, dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed)
@@ -230,10 +232,9 @@ def compare(
                for role, src in (("baseline", baseline), ("candidate", candidate))}
     _check_memory(sources, bootstrap_replicates)
     network = build_network(config, engine.device, wanted)
-    needs = ReferenceNeeds(needs_features(wanted), needs_spatial(wanted), force, trust_stats)
+    needs = ReferenceNeeds(needs_reference_features(wanted), needs_spatial(wanted), force, trust_stats)
     ref_stats = load_reference(ref, network, engine, needs) if set(wanted) - {"is"} else None
-    warnings = reference_warnings(ref_stats, network.spec.dim)
-    rng, shared, sides = np.random.default_rng(seed), {}, {}
+    rng, shared, sides, warnings = np.random.default_rng(seed), {}, {}, reference_warnings(ref_stats, network.spec.dim)
     for role, src in sources.items():
         stats, feats = extract_side(src, network, engine, role, keep_features=True)
         warnings += singular_warning(role, stats.n, network.spec.dim)

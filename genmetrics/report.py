@@ -11,7 +11,7 @@ from typing import Any
 from genmetrics.compare import Comparison
 from genmetrics.config import ExtractorSpec
 from genmetrics.io.atomic import atomic_write
-from genmetrics.metrics.registry import LABELS, ROWS
+from genmetrics.metrics.registry import LABELS, row_label
 from genmetrics.result import Provenance, Result
 
 def _finite_or_null(value: Any) -> Any:
@@ -100,7 +100,8 @@ def _comparison_cells(comparison: Comparison) -> list[list[str]]:
         better = (low > 0) if row.higher_is_better else (high < 0)
         change = "worse" if worse else "better" if better else "no significant change"
         verdicts = [f"{'FAIL' if check.failed else 'pass'} ({check.check})" for check in checks_of.get(row.metric, [])]
-        cells.append([f"{ROWS[row.metric].rows[row.metric]} {'↑' if row.higher_is_better else '↓'}",
+        label = row_label(row.metric, comparison.provenance.extractor.name)
+        cells.append([f"{label} {'↑' if row.higher_is_better else '↓'}",
                       f"{row.baseline:.4g} {_interval(row.baseline_interval)}",
                       f"{row.candidate:.4g} {_interval(row.candidate_interval)}",
                       f"{row.difference:+.4g} {_interval(row.difference_interval, signed=True)}",

@@ -17,6 +17,7 @@ from genmetrics.metrics.registry import (
     MetricOptions,
     metric_settings,
     needs_features,
+    needs_reference_features,
     needs_spatial,
     parse_metrics,
 )
@@ -68,6 +69,8 @@ class Evaluator:
         precision: str | None = None,
         clip_model: str | None = None,
         clip_weights: str | None = None,
+        dinov2_arch: str | None = None,
+        dinov2_weights: str | None = None,
         batch_size: int = 32,
         device: str = "cpu",
         seed: int = 0,
@@ -86,7 +89,8 @@ class Evaluator:
         if "clip_score" in self.metrics:
             raise ConfigError("Evaluator does not take clip_score (it needs captions); use genmetrics.clip_score")
         config = extractor_config(extractor, inception_weights=inception_weights, trust_weights=trust_weights,
-                                  resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights)
+                                  resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights,
+                                  dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights)
         check_request(self.metrics, config, has_reference=ref is not None)
         self.network = build_network(config, device, self.metrics)
         self.metric_options = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
@@ -96,7 +100,8 @@ class Evaluator:
         self._keep_features = needs_features(self.metrics)
         self.ref_stats = (None if ref is None else
                           load_reference(ref, self.network, self._options, ReferenceNeeds(
-                              self._keep_features, needs_spatial(self.metrics), force, trust_stats)))
+                              needs_reference_features(self.metrics), needs_spatial(self.metrics), force,
+                              trust_stats)))
         self.reset()
 
     def reset(self) -> None:

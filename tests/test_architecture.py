@@ -64,9 +64,10 @@ def test_registry_entries_are_complete():
     for name, metric in METRICS.items():
         assert metric.name == name and metric.outputs and metric.help
         assert (metric.compute is None) == metric.needs_captions, name
-        assert (metric.replicate is None) == (not metric.rows), name
+        assert (metric.replicate is None) == (not metric.rows) == bool(metric.no_compare), name
         assert set(metric.outputs) <= set(registry.LABELS)
-    assert list(registry.ROWS) == ["fid", "sfid", "kid", "is", "precision", "recall", "density", "coverage", "cmmd"]
+    assert list(registry.ROWS) == ["fid", "sfid", "kid", "is", "precision", "recall", "density", "coverage", "cmmd",
+                                   "realism"]
 
 
 def test_extractor_configs_refuse_options_that_do_not_apply():

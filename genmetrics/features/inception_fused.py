@@ -18,15 +18,14 @@ What changes against the module's own forward (each measured on a 2-core AVX2 CP
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
 from genmetrics.config import SPATIAL_CHANNELS
+from genmetrics.features.cpu import map_chunks
 
 
 def fold_batch_norm(net: torch.nn.Module) -> None:
@@ -217,13 +216,6 @@ class FusedInceptionTrunk:
         return block
 
 
-@functools.lru_cache(maxsize=4)
-def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
-    """``workers`` threads whose torch ops run single-threaded (intra-op threads are per calling thread)."""
-    return ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,),
-                              thread_name_prefix="genmetrics-inception")
-
-
 def _cat(parts: list[torch.Tensor | tuple[torch.Tensor, ...]]) -> torch.Tensor | tuple[torch.Tensor, ...]:
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(column) for column in zip(*parts))
@@ -236,13 +228,4 @@ def run_on_cpu(trunk: FusedInceptionTrunk, x: torch.Tensor, chunk: int, spatial:
     ``torch.get_num_threads()`` single-threaded workers; in the calling thread when there are fewer chunks than
     threads (e.g. one image), where its ops use all the threads. An image's features do not depend on which
     (measured bit-identical on an AVX2 CPU; other CPUs may round differently, by ~1e-7)."""
-    chunks = x.split(chunk)
-    threads = torch.get_num_threads()
-    if threads < 2 or len(chunks) < threads:
-        return _cat([trunk(part, spatial) for part in chunks])
-
-    def single_threaded(part: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        with torch.inference_mode():
-            return trunk(part, spatial)
-
-    return _cat(list(_single_threaded_pool(threads).map(single_threaded, chunks)))
+    return _cat(map_chunks(lambda part: trunk(part, spatial), x, chunk))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from genmetrics.config import PRECISIONS, RESIZE_MODES
+from genmetrics.config import DINOV2_ARCHS, DINOV2_RESIZE_MODES, PRECISIONS, RESIZE_MODES
 from genmetrics.errors import ConfigError, spell
 from genmetrics.features.base import FeatureExtractor
 
@@ -113,8 +113,34 @@ class FashionCNNConfig(ExtractorConfig):
         return FashionCNNExtractor(self.weights, trust_weights=self.trust_weights, device=device)
 
 
-EXTRACTORS: dict[str, type[ExtractorConfig]] = {config.name: config
-                                                for config in (InceptionConfig, ClipConfig, FashionCNNConfig)}
+@dataclass(frozen=True)
+class Dinov2Config(ExtractorConfig):
+    """DINOv2 final-norm CLS features (raw, as dgm-eval's FD_DINOv2): ``arch`` vits14 / vitb14 / vitl14 / vitg14,
+    ``weights`` the official release checkpoint (None: $GENMETRICS_DINOV2_WEIGHTS), ``resize`` pil-bicubic
+    (dgm-eval's default) or clean."""
+
+    arch: str = "vitl14"
+    weights: str | None = None
+    resize: str = "pil-bicubic"
+    name: ClassVar[str] = "dinov2"
+    options: ClassVar[Mapping[str, str]] = {"dinov2_arch": "arch", "dinov2_weights": "weights", "resize": "resize"}
+    has_logits: ClassVar[bool | None] = False
+
+    def __post_init__(self) -> None:
+        if self.arch not in DINOV2_ARCHS:
+            raise ConfigError(f"unknown {spell('dinov2_arch', self.arch)}; choose one of {', '.join(DINOV2_ARCHS)}")
+        if self.resize not in DINOV2_RESIZE_MODES:
+            raise ConfigError(f"unknown {spell('resize', self.resize)} for {spell('extractor', self.name)}; choose "
+                              f"one of {', '.join(DINOV2_RESIZE_MODES)}")
+
+    def build(self, device: str = "cpu") -> FeatureExtractor:
+        from genmetrics.features.dinov2 import Dinov2Extractor
+
+        return Dinov2Extractor(self.arch, self.weights, resize=self.resize, device=device)
+
+
+EXTRACTORS: dict[str, type[ExtractorConfig]] = {
+    config.name: config for config in (InceptionConfig, ClipConfig, FashionCNNConfig, Dinov2Config)}
 
 
 def extractor_config(extractor: str | ExtractorConfig = "inception", **options: Any) -> ExtractorConfig:

@@ -19,9 +19,13 @@ import numpy as np
 from genmetrics.errors import ConfigError, spell
 from genmetrics.metrics import bootstrap
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
+from genmetrics.errors import MetricError
+from genmetrics.metrics.fd_infinity import fd_infinity
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
 from genmetrics.metrics.kid import kid, polynomial_kernel
+from genmetrics.metrics.realism import realism_scores
+from genmetrics.metrics.vendi import vendi_score
 from genmetrics.metrics.precision_recall import (
     ManifoldIncidence,
     ManifoldMetrics,
@@ -117,7 +121,9 @@ class MetricDef:
         outputs: ``score``'s output keys -> table labels, in output order.
         rows: ``compare``'s rows -> table labels (empty: compare does not take it).
         higher_is_better: the direction of every output and row.
-        needs_features: needs feature matrices, not only mean/covariance (so stats files must hold them).
+        needs_features: needs feature matrices, not only mean/covariance (of the generated side, and of the
+            reference unless ``reference_moments_only``: then stats files must hold them).
+        reference_moments_only: of the reference it needs only mean and covariance (fd_inf).
         needs_reference: needs a reference side.
         needs_logits: needs classifier logits of the generated side.
         needs_captions: needs captions (computed by ``genmetrics.clip_eval``, not by ``compute``).
@@ -127,6 +133,7 @@ class MetricDef:
         replicate: ``BootstrapInputs -> {row: (value, replicates)}`` for compare.
         settings: ``MetricOptions -> provenance entries`` of score/Evaluator (compare_settings for compare).
         fraction_rows: rows whose values lie in [0, 1], so a difference lies in [-1, 1].
+        no_compare: why ``compare`` does not take it (when it has no ``replicate``).
     """
 
     name: str
@@ -135,6 +142,7 @@ class MetricDef:
     rows: Mapping[str, str] = field(default_factory=dict)
     higher_is_better: bool = False
     needs_features: bool = False
+    reference_moments_only: bool = False
     needs_reference: bool = True
     needs_logits: bool = False
     needs_captions: bool = False
@@ -146,6 +154,7 @@ class MetricDef:
     settings: Callable[[MetricOptions], dict[str, Any]] = lambda options: {}
     compare_settings: Callable[[MetricOptions], dict[str, Any]] | None = None
     fraction_rows: tuple[str, ...] = ()
+    no_compare: str = ""
 
     def change_bound(self, row: str) -> float:
         """The largest difference of ``row`` that can occur or matter (compare's --fail-if bounds)."""
@@ -194,6 +203,30 @@ def _cmmd(inputs: MetricInputs) -> dict[str, float]:
     return {"cmmd": cmmd(inputs.feats_gen, inputs.feats_ref, sigma=inputs.options.cmmd_sigma)}
 
 
+def _fd_inf(inputs: MetricInputs) -> dict[str, float]:
+    found = fd_infinity(inputs.feats_gen, inputs.mu_ref, inputs.sigma_ref, seed=inputs.options.seed)
+    return {"fd_inf": found.value, "fd_inf_slope": found.slope}
+
+
+def _vendi(inputs: MetricInputs) -> dict[str, float]:
+    return {"vendi": vendi_score(inputs.feats_gen)}
+
+
+def _realism_of(inputs: MetricInputs) -> np.ndarray:
+    """The finite realism scores (N,) of the generated samples (k = pr_k); MetricError for copies (infinite)."""
+    scores = realism_scores(inputs.feats_ref, inputs.feats_gen, k=inputs.options.pr_k)
+    copies = int(np.isinf(scores).sum())
+    if copies:
+        raise MetricError(f"realism: {copies} generated sample(s) coincide with a reference sample (an infinite "
+                          "realism score): the generated set holds copies of reference images")
+    return scores
+
+
+def _realism(inputs: MetricInputs) -> dict[str, float]:
+    scores = _realism_of(inputs)
+    return {"realism_mean": float(scores.mean()), "realism_median": float(np.median(scores))}
+
+
 # --- replicate functions: BootstrapInputs -> {row: (value, replicates)} ---------------------------------------
 
 def _fid_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
@@ -234,6 +267,12 @@ def _is_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray
     return {"is": (value, bootstrap.is_replicates(inputs.logits_gen, inputs.indices, splits, done=inputs.done))}
 
 
+def _realism_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
+    """The mean realism score of each replicate from the per-sample scores, computed once (counts (B, N))."""
+    scores = _realism_of(inputs)
+    return {"realism": (float(scores.mean()), inputs.counts @ scores / len(scores))}
+
+
 def _manifold_replicates(rows: tuple[str, ...], inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
     """Rows of precision/recall/density/coverage from the incidence both pr and dc share."""
     full = inputs.incidence.metrics()
@@ -272,13 +311,26 @@ METRICS: dict[str, MetricDef] = {metric.name: metric for metric in (
               {"density": "density", "coverage": "coverage"}, higher_is_better=True, needs_features=True,
               compute=_dc, replicate=functools.partial(_manifold_replicates, ("density", "coverage")),
               settings=lambda options: {"dc_k": options.dc_k}, fraction_rows=("coverage",)),
-    MetricDef("cmmd", "CLIP maximum mean discrepancy (extractor clip)", {"cmmd": "CMMD"}, {"cmmd": "CMMD"},
-              needs_features=True, extractors=("clip",), unsupported="is defined on CLIP embeddings",
+    MetricDef("cmmd", "CLIP maximum mean discrepancy (extractor clip or dinov2)", {"cmmd": "CMMD"}, {"cmmd": "CMMD"},
+              needs_features=True, extractors=("clip", "dinov2"),
+              unsupported="is defined on CLIP embeddings (or DINOv2 features)",
               compute=_cmmd, replicate=_cmmd_replicates, settings=_cmmd_settings),
+    MetricDef("fd_inf", "FD extrapolated to infinitely many samples (Chong & Forsyth; FID's features)",
+              {"fd_inf": "FD∞", "fd_inf_slope": "FD∞ slope"}, needs_features=True, reference_moments_only=True,
+              compute=_fd_inf, settings=lambda options: {"fd_inf": {"points": 15, "seed": options.seed}},
+              no_compare="its 15-subset extrapolation has no bootstrap interval; compare fid"),
+    MetricDef("vendi", "Vendi score of the generated set (cosine kernel, q = 1)", {"vendi": "Vendi"},
+              higher_is_better=True, needs_features=True, needs_reference=False, compute=_vendi,
+              no_compare="resampling with replacement duplicates samples, which lowers the Vendi score, so a "
+                         "bootstrap interval would be biased"),
+    MetricDef("realism", "realism score (Kynkäänniemi et al., k = --pr-k): mean and median",
+              {"realism_mean": "realism (mean)", "realism_median": "realism (median)"}, {"realism": "realism (mean)"},
+              higher_is_better=True, needs_features=True, compute=_realism, replicate=_realism_replicates,
+              settings=lambda options: {"realism_k": options.pr_k}),
     MetricDef("clip_score", "CLIPScore of images and their captions (captions)",
               {"clip_score_mean": "CLIPScore (mean)", "clip_score_std": "CLIPScore (std)",
                "ref_clip_score_mean": "RefCLIPScore (mean)", "ref_clip_score_std": "RefCLIPScore (std)"},
-              higher_is_better=True, needs_reference=False, needs_captions=True),
+              higher_is_better=True, needs_reference=False, needs_captions=True, no_compare="it needs captions"),
 )}
 DEFAULT_METRICS = ("fid", "kid", "pr")
 ALIASES: dict[str, tuple[str, ...]] = {"adm": ("fid", "sfid", "is", "pr")}
@@ -286,6 +338,26 @@ ALIASES: dict[str, tuple[str, ...]] = {"adm": ("fid", "sfid", "is", "pr")}
 k = 3 on pool3). Within an alias, ``is`` is dropped with a warning when the weights give no logits."""
 LABELS: dict[str, str] = {key: label for metric in METRICS.values() for key, label in metric.outputs.items()}
 ROWS: dict[str, MetricDef] = {row: metric for metric in METRICS.values() for row in metric.rows}
+FEATURE_OUTPUTS: dict[str, dict[str, str]] = {"dinov2": {"fid": "fd_dinov2"}}
+"""Output keys named after the features they are computed on, by extractor (the ExtractorSpec name ``<extractor>`` or
+``<extractor>-...``): FID on DINOv2 features is reported as dgm-eval's ``fd_dinov2`` (the same Fréchet distance, no
+``fid`` key beside it). ``compare`` keeps the row and --fail-if name ``fid`` and labels it FD_DINOv2."""
+LABELS["fd_dinov2"] = "FD_DINOv2"
+
+
+def output_key(key: str, spec_name: str) -> str:
+    """``key`` as reported for the features of the ExtractorSpec named ``spec_name`` ('fid' -> 'fd_dinov2' for
+    'dinov2-vitl14')."""
+    for extractor, renamed in FEATURE_OUTPUTS.items():
+        if spec_name == extractor or spec_name.startswith(f"{extractor}-"):
+            return renamed.get(key, key)
+    return key
+
+
+def row_label(row: str, spec_name: str) -> str:
+    """The table label of compare's ``row`` on the features of ``spec_name`` (FID -> FD_DINOv2 on DINOv2)."""
+    key = output_key(row, spec_name)
+    return LABELS[key] if key != row else ROWS[row].rows[row]
 
 
 def parse_metrics(metrics: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -326,8 +398,14 @@ def needs_spatial(wanted: tuple[str, ...] | list[str]) -> bool:
 
 
 def needs_features(wanted: tuple[str, ...] | list[str]) -> bool:
-    """True when a metric of ``wanted`` needs feature matrices rather than mean/covariance alone."""
+    """True when a metric of ``wanted`` needs the generated side's feature matrix rather than mean/covariance."""
     return any(METRICS[name].needs_features for name in wanted)
+
+
+def needs_reference_features(wanted: tuple[str, ...] | list[str]) -> bool:
+    """True when a metric of ``wanted`` needs the reference's feature matrix (so a stats file must hold it)."""
+    return any(METRICS[name].needs_features and METRICS[name].needs_reference
+               and not METRICS[name].reference_moments_only for name in wanted)
 
 
 def needs_reference(wanted: tuple[str, ...] | list[str]) -> list[str]:

@@ -1,0 +1,95 @@
+"""fd_inf, vendi and realism (dgm-eval's metrics) through score, stats files, Evaluator and compare: the values of
+their pure functions on the extracted features, and what each needs of the reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import genmetrics
+from genmetrics.errors import ConfigError, MetricError, StatsError
+from genmetrics.features.extract import extract_features
+from genmetrics.features.registry import EXTRACTORS
+from genmetrics.io.images import open_source
+from genmetrics.metrics.fd_infinity import fd_infinity
+from genmetrics.metrics.realism import realism_scores
+from genmetrics.metrics.vendi import vendi_score
+from genmetrics_cli.main import cli
+from tests.helpers import TinyExtractor, random_images, stand_in
+
+
+@pytest.fixture(autouse=True)
+def tiny(monkeypatch):
+    monkeypatch.setitem(EXTRACTORS, "tiny", stand_in(TinyExtractor))
+
+
+@pytest.fixture
+def sides() -> tuple[np.ndarray, np.ndarray]:
+    return random_images(60, size=16, seed=1), random_images(50, size=16, seed=2)
+
+
+def _features(images: np.ndarray) -> np.ndarray:
+    return extract_features(open_source(images), TinyExtractor(), keep_features=True, progress=False).features
+
+
+def test_score_gives_the_pure_functions_values(sides):
+    gen, ref = sides
+    result = genmetrics.score(gen, ref, "fd_inf,vendi,realism", extractor="tiny", progress=False, seed=4)
+    feats_gen, feats_ref = _features(gen), _features(ref)
+    ref_stats = extract_features(open_source(ref), TinyExtractor(), progress=False).stats
+    expected = fd_infinity(feats_gen, ref_stats.mean, ref_stats.cov, seed=4)
+    assert result.metrics["fd_inf"] == pytest.approx(expected.value, rel=1e-9)
+    assert result.metrics["fd_inf_slope"] == pytest.approx(expected.slope, rel=1e-9)
+    assert result.metrics["vendi"] == pytest.approx(vendi_score(feats_gen), rel=1e-12)
+    scores = realism_scores(feats_ref, feats_gen, k=3)
+    assert result.metrics["realism_mean"] == pytest.approx(scores.mean(), rel=1e-12)
+    assert result.metrics["realism_median"] == pytest.approx(np.median(scores), rel=1e-12)
+    provenance = result.provenance.to_dict()
+    assert provenance["fd_inf"] == {"points": 15, "seed": 4} and provenance["realism_k"] == 3
+
+
+def test_what_each_needs_of_the_reference(sides, tmp_path):
+    """vendi needs no reference; fd_inf only the reference's moments (a stats file without features); realism the
+    reference's features."""
+    gen, ref = sides
+    alone = genmetrics.score(gen, None, "vendi", extractor="tiny", progress=False)
+    assert alone.metrics["vendi"] == pytest.approx(vendi_score(_features(gen)), rel=1e-12)
+    genmetrics.compute_stats(ref, tmp_path / "moments.npz", extractor="tiny", progress=False)
+    moments_only = genmetrics.score(gen, tmp_path / "moments.npz", "fid,fd_inf,vendi", extractor="tiny",
+                                    progress=False)
+    with_images = genmetrics.score(gen, ref, "fid,fd_inf,vendi", extractor="tiny", progress=False)
+    assert moments_only.metrics == pytest.approx(with_images.metrics, rel=1e-9)
+    with pytest.raises(StatsError, match="hold no features"):
+        genmetrics.score(gen, tmp_path / "moments.npz", "realism", extractor="tiny", progress=False)
+
+
+def test_streaming_evaluator_and_cli_list_them(sides):
+    gen, ref = sides
+    evaluator = genmetrics.Evaluator(ref, "fd_inf,vendi,realism", extractor="tiny", progress=False)
+    evaluator.update(gen[:25])
+    evaluator.update(gen[25:])
+    streamed = evaluator.compute()
+    assert streamed.metrics == pytest.approx(genmetrics.score(gen, ref, "fd_inf,vendi,realism", extractor="tiny",
+                                                              progress=False).metrics, rel=1e-9)
+    help_text = CliRunner().invoke(cli, ["score", "--help"]).output
+    assert all(name in help_text for name in ("fd_inf", "vendi", "realism"))
+
+
+def test_compare_takes_realism_and_refuses_fd_inf_and_vendi_with_the_reason(sides):
+    gen, ref = sides
+    comparison = genmetrics.compare(gen, gen[::-1].copy(), ref, "realism", extractor="tiny", progress=False,
+                                    bootstrap_replicates=20)
+    row = comparison.rows[0]
+    assert row.metric == "realism"
+    assert row.baseline == pytest.approx(realism_scores(_features(ref), _features(gen)).mean(), rel=1e-12)
+    assert row.baseline == pytest.approx(row.candidate, rel=1e-12)  # the same samples in another order
+    for name, reason in (("fd_inf", "has no bootstrap interval"), ("vendi", "lowers the Vendi score")):
+        with pytest.raises(ConfigError, match=reason):
+            genmetrics.compare(gen, gen, ref, name, extractor="tiny", progress=False)
+
+
+def test_copies_of_reference_images_are_named_not_scored_infinite(sides):
+    gen, ref = sides
+    copied = np.concatenate([gen[:20], ref[:3]])
+    with pytest.raises(MetricError, match=r"realism: [1-3] generated sample\(s\) coincide with a reference sample"):
+        genmetrics.score(copied, ref, "realism", extractor="tiny", progress=False)
