@@ -28,9 +28,12 @@ from genmetrics.report import to_json, to_table, write_per_sample
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {metrics, provenance}.")
 @click.option("--force", is_flag=True, help="Accept a reference stats file computed at another --precision.")
 @trust_stats_option
+@click.option("--train", default=None,
+              help="The training set (images, a stats file with features, or a shipped name) for the memorisation "
+                   "metrics authpct and ct; REF is then the held-out test set.")
 @extraction_options
 def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, captions, references, clip_w,
-          clip_prefix, per_sample, as_json, force, trust_stats, **extraction) -> None:
+          clip_prefix, per_sample, as_json, force, trust_stats, train, **extraction) -> None:
     """Score generated images GEN against reference REF.
 
     GEN and REF: a folder (recursive), a .zip, or a .npy/.npz uint8 array (NHWC or NCHW); REF may also be a
@@ -47,7 +50,8 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, cap
         check_writable(per_sample, [gen, ref, captions, references])  # fail before extracting any feature
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                        pr_k=pr_k, dc_k=dc_k, captions=captions, references=references, clip_w=clip_w,
-                       clip_prefix=clip_prefix, force=force, trust_stats=trust_stats, **extraction)
+                       clip_prefix=clip_prefix, force=force, trust_stats=trust_stats, train=train,
+                       **extraction)
     if not is_main_process():  # under torchrun, rank 0 alone writes and prints
         return
     if per_sample:

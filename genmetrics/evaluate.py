@@ -23,6 +23,7 @@ from genmetrics.metrics.registry import (
     metric_settings,
     needs_features,
     needs_reference_features,
+    needs_train,
     needs_spatial,
     optional_metrics,
     parse_metrics,
@@ -67,11 +68,12 @@ class _Distribution:
     gen_feats: FeatureSet
     ref_stats: Stats | None
     warnings: list[str]
+    train_stats: Stats | None = None
 
 
 def _distribution(gen_src: ImageSource, ref: Any, config: ExtractorConfig, engine: ExtractOptions,
                   wanted: tuple[str, ...], options: MetricOptions, needs: ReferenceNeeds, *, optional: set[str],
-                  keep_gen: bool) -> _Distribution:
+                  keep_gen: bool, train: Any = None) -> _Distribution:
     """FID/sFID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``; the generated feature matrix is kept only when
     a metric or ``keep_gen`` needs it (FID/IS-only runs stream statistics)."""
     network = build_network(config, engine.device, wanted, optional)
@@ -80,10 +82,12 @@ def _distribution(gen_src: ImageSource, ref: Any, config: ExtractorConfig, engin
     gen_stats, gen_feats = extract_side(gen_src, network, engine, "generated", keep_features=features or keep_gen)
     ref_stats = None if ref is None else load_reference(ref, network, engine, dataclasses.replace(
         needs, features=needs_reference_features(wanted), spatial=needs_spatial(wanted)))
+    train_stats = None if not needs_train(wanted) else load_reference(
+        train, network, engine, dataclasses.replace(needs, features=True, spatial=False))
     warnings += singular_warning("generated", gen_stats.n, network.spec.dim) + reference_warnings(
         ref_stats, network.spec.dim)
-    values = metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, options)
-    return _Distribution(values, wanted, network, gen_stats, gen_feats, ref_stats, warnings)
+    values = metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, options, train_stats)
+    return _Distribution(values, wanted, network, gen_stats, gen_feats, ref_stats, warnings, train_stats)
 
 
 def _clip_part(gen_src: ImageSource, matched: MatchedCaptions, clip: ClipConfig, engine: ExtractOptions,
@@ -132,6 +136,7 @@ def score(
     cmmd_sigma: float = DEFAULT_SIGMA,
     force: bool = False,
     trust_stats: bool = False,
+    train: Any = None,
     cache: bool = True,
     progress: bool = True,
 ) -> Result:
@@ -143,7 +148,7 @@ def score(
         inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
         clip_model=clip_model, clip_weights=clip_weights, dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights))
     check_request(wanted, config, has_reference=ref is not None, has_captions=captions is not None,
-                  optional=optional_metrics(metrics))
+                  has_train=train is not None, optional=optional_metrics(metrics))
     settings = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
                               dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed)
     engine = ExtractOptions.make(batch_size, distributed.init_from_env(device), workers, skip_bad, progress, cache)
@@ -153,7 +158,7 @@ def score(
     distribution = tuple(name for name in wanted if name != "clip_score")
     done = None if not distribution else _distribution(
         gen_src, ref, config, engine, distribution, settings, ReferenceNeeds(force=force, trust=trust_stats),
-        optional=optional_metrics(metrics), keep_gen=clip is config)
+        optional=optional_metrics(metrics), keep_gen=clip is config, train=train)
     clip_part = None if clip is None else _clip_part(gen_src, matched, clip, engine,
                                                      done if clip is config else None, clip_w)
     dropped = set() if done is None else set(distribution) - set(done.wanted)  # optional metrics not computable
@@ -169,6 +174,8 @@ def _result(wanted: tuple[str, ...], options: MetricOptions, gen: Any, gen_src: 
         sides = {"generated": SideRecord.of(done.gen_stats.n, done.gen_stats.meta)}
         if done.ref_stats is not None:
             sides["reference"] = SideRecord.of(done.ref_stats.n, done.ref_stats.meta)
+        if done.train_stats is not None:
+            sides["train"] = SideRecord.of(done.train_stats.n, done.train_stats.meta)
         values.update(done.values)
         warnings += done.warnings
     if clip_part is not None:

@@ -68,6 +68,8 @@ PARAMETERS: dict[str, str] = {
     "trust_stats": "accept a reference stats file without genmetrics metadata (pytorch-fid's --save-stats, TTUR's "
                    "fid_stats_*.npz) as computed with this run's extractor setup; dimensions are still checked and "
                    "the result says so.",
+    "train": "the training set for the memorisation metrics authpct and ct (images, a stats file with features, or a "
+             "shipped name); the reference is then the held-out test set.",
     "sfid": "also compute sFID's spatial statistics (mu_s, sigma_s; inception only).",
     "format": "'genmetrics' (a stats file) or 'adm' (an ADM reference batch: a seeded subset of at most 10,000 "
               "images as arr_0 and the statistics of all of them, always with mu_s and sigma_s, which guided-diffusion's "

@@ -32,6 +32,7 @@ from genmetrics.metrics.registry import (
     compute_metrics,
     needs_reference,
     needs_spatial,
+    needs_train,
     output_key,
 )
 from genmetrics.references import is_reference_name, resolve_reference
@@ -99,12 +100,18 @@ def metric_options(options: MetricOptions | None, **flat: Any) -> MetricOptions:
 
 
 def check_request(wanted: tuple[str, ...], config: ExtractorConfig, *, has_reference: bool,
-                  has_captions: bool = True, optional: set[str] | frozenset[str] = frozenset()) -> None:
+                  has_captions: bool = True, has_train: bool = False,
+                  optional: set[str] | frozenset[str] = frozenset()) -> None:
     """ConfigError, before any work, when ``wanted`` cannot be computed: a metric undefined on the extractor's
-    features, a reference or captions missing."""
+    features, a reference, the training set or captions missing."""
     missing = needs_reference(wanted)
     if not has_reference and missing:
         raise ConfigError(f"a reference is needed for {','.join(missing)}: pass {phrase('ref=...', 'REF')}")
+    memorisation = needs_train(wanted)
+    if not has_train and memorisation:
+        raise ConfigError(f"{','.join(memorisation)} measure(s) memorisation of a training set: pass "
+                          f"{spell('train', 'TRAIN')} (the training images, a stats file with features, or a "
+                          "shipped name), with the test set as the reference")
     check_supported(tuple(name for name in wanted if name not in optional), config.name, config.has_logits)
     if not has_captions and any(METRICS[name].needs_captions for name in wanted):
         raise ConfigError(f"metric 'clip_score' needs captions: pass {spell('captions', 'CAPTIONS')} (a CSV/TSV/JSONL "
@@ -329,7 +336,8 @@ def reference_warnings(ref_stats: Stats | None, dim: int) -> list[str]:
 
 
 def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndarray | None,
-                  ref_stats: Stats | None, options: MetricOptions) -> dict[str, float]:
+                  ref_stats: Stats | None, options: MetricOptions, train_stats: Stats | None = None
+                  ) -> dict[str, float]:
     """The metrics ``wanted`` (those with a compute function: not clip_score) of the generated side (statistics,
     features when needed, logits (N, C) for 'is') against ``ref_stats``, checked finite, under the keys of the
     features' extractor (``fd_dinov2`` for FID on DINOv2 features)."""
@@ -337,6 +345,7 @@ def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndar
                                         "feats_ref": ref_stats.features, "mu_s_ref": ref_stats.mu_s,
                                         "sigma_s_ref": ref_stats.sigma_s}
     inputs = MetricInputs(gen_stats.mu, gen_stats.sigma, gen_stats.features, gen_logits, options=options,
-                          wanted=tuple(wanted), mu_s_gen=gen_stats.mu_s, sigma_s_gen=gen_stats.sigma_s, **ref)
+                          wanted=tuple(wanted), mu_s_gen=gen_stats.mu_s, sigma_s_gen=gen_stats.sigma_s,
+                          feats_train=None if train_stats is None else train_stats.features, **ref)
     spec = gen_stats.extractor.name
     return {output_key(key, spec): float(value) for key, value in check_finite(compute_metrics(inputs)).items()}

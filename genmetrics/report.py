@@ -43,7 +43,7 @@ def _extractor_line(spec: ExtractorSpec) -> str:
 
 def _side_lines(prov: Provenance) -> list[str]:
     lines = []
-    for role in ("generated", "reference"):
+    for role in ("generated", "reference", "train"):
         side = prov.side(role)
         if side:
             skipped = f", {side.n_skipped} skipped" if side.n_skipped else ""

@@ -18,6 +18,7 @@ from genmetrics.metrics.registry import (
     metric_settings,
     needs_features,
     needs_reference_features,
+    needs_train,
     needs_spatial,
     parse_metrics,
 )
@@ -91,6 +92,9 @@ class Evaluator:
         config = extractor_config(extractor, inception_weights=inception_weights, trust_weights=trust_weights,
                                   resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights,
                                   dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights)
+        if needs_train(self.metrics):
+            raise ConfigError(f"Evaluator does not take {','.join(needs_train(self.metrics))} (they need a training "
+                              "set); score the samples with genmetrics.score(..., train=TRAIN)")
         check_request(self.metrics, config, has_reference=ref is not None)
         self.network = build_network(config, device, self.metrics)
         self.metric_options = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,

@@ -24,6 +24,13 @@ from genmetrics.metrics.fd_infinity import fd_infinity
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
 from genmetrics.metrics.kid import kid, polynomial_kernel
+from genmetrics.metrics.memorisation import (
+    DEFAULT_CELLS,
+    DEFAULT_MIN_GEN_PER_CELL,
+    DEFAULT_PCA_DIM,
+    authpct,
+    ct_score,
+)
 from genmetrics.metrics.realism import realism_scores
 from genmetrics.metrics.vendi import vendi_score
 from genmetrics.metrics.precision_recall import (
@@ -78,6 +85,7 @@ class MetricInputs:
     spatial_gen: np.ndarray | None = None
     mu_s_ref: np.ndarray | None = None
     sigma_s_ref: np.ndarray | None = None
+    feats_train: np.ndarray | None = None  # memorisation metrics: the training set's features (N_train, D)
 
     @functools.cached_property
     def manifold(self) -> ManifoldMetrics | None:
@@ -124,6 +132,7 @@ class MetricDef:
         needs_features: needs feature matrices, not only mean/covariance (of the generated side, and of the
             reference unless ``reference_moments_only``: then stats files must hold them).
         reference_moments_only: of the reference it needs only mean and covariance (fd_inf).
+        needs_train: needs the features of the training set (``train=`` / ``--train``) beside the reference.
         needs_reference: needs a reference side.
         needs_logits: needs classifier logits of the generated side.
         needs_captions: needs captions (computed by ``genmetrics.clip_eval``, not by ``compute``).
@@ -143,6 +152,7 @@ class MetricDef:
     higher_is_better: bool = False
     needs_features: bool = False
     reference_moments_only: bool = False
+    needs_train: bool = False
     needs_reference: bool = True
     needs_logits: bool = False
     needs_captions: bool = False
@@ -201,6 +211,14 @@ def _dc(inputs: MetricInputs) -> dict[str, float]:
 
 def _cmmd(inputs: MetricInputs) -> dict[str, float]:
     return {"cmmd": cmmd(inputs.feats_gen, inputs.feats_ref, sigma=inputs.options.cmmd_sigma)}
+
+
+def _authpct(inputs: MetricInputs) -> dict[str, float]:
+    return {"authpct": authpct(inputs.feats_train, inputs.feats_gen)}
+
+
+def _ct(inputs: MetricInputs) -> dict[str, float]:
+    return {"ct": ct_score(inputs.feats_train, inputs.feats_ref, inputs.feats_gen, seed=inputs.options.seed)}
 
 
 def _fd_inf(inputs: MetricInputs) -> dict[str, float]:
@@ -327,6 +345,16 @@ METRICS: dict[str, MetricDef] = {metric.name: metric for metric in (
               {"realism_mean": "realism (mean)", "realism_median": "realism (median)"}, {"realism": "realism (mean)"},
               higher_is_better=True, needs_features=True, compute=_realism, replicate=_realism_replicates,
               settings=lambda options: {"realism_k": options.pr_k}),
+    MetricDef("authpct", "AuthPct: % of samples not closer to the training set than it is to itself (--train)",
+              {"authpct": "AuthPct (%)"}, higher_is_better=True, needs_features=True, needs_train=True,
+              needs_reference=False, compute=_authpct,
+              no_compare="a memorisation test of one set; run score on each checkpoint"),
+    MetricDef("ct", "C_T data-copying score (Meehan et al.; < 0: copying) against --train, REF the test set",
+              {"ct": "C_T"}, needs_features=True, needs_train=True, compute=_ct,
+              settings=lambda options: {"ct": {"cells": DEFAULT_CELLS, "pca_dim": DEFAULT_PCA_DIM,
+                                               "min_generated_per_cell": DEFAULT_MIN_GEN_PER_CELL,
+                                               "seed": options.seed}},
+              no_compare="a memorisation test of one set; run score on each checkpoint"),
     MetricDef("clip_score", "CLIPScore of images and their captions (captions)",
               {"clip_score_mean": "CLIPScore (mean)", "clip_score_std": "CLIPScore (std)",
                "ref_clip_score_mean": "RefCLIPScore (mean)", "ref_clip_score_std": "RefCLIPScore (std)"},
@@ -400,6 +428,11 @@ def needs_spatial(wanted: tuple[str, ...] | list[str]) -> bool:
 def needs_features(wanted: tuple[str, ...] | list[str]) -> bool:
     """True when a metric of ``wanted`` needs the generated side's feature matrix rather than mean/covariance."""
     return any(METRICS[name].needs_features for name in wanted)
+
+
+def needs_train(wanted: tuple[str, ...] | list[str]) -> list[str]:
+    """The metrics of ``wanted`` that need the training set's features."""
+    return [name for name in wanted if METRICS[name].needs_train]
 
 
 def needs_reference_features(wanted: tuple[str, ...] | list[str]) -> bool:

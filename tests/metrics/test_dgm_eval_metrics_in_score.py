@@ -12,6 +12,7 @@ from genmetrics.features.extract import extract_features
 from genmetrics.features.registry import EXTRACTORS
 from genmetrics.io.images import open_source
 from genmetrics.metrics.fd_infinity import fd_infinity
+from genmetrics.metrics.memorisation import authpct, ct_score
 from genmetrics.metrics.realism import realism_scores
 from genmetrics.metrics.vendi import vendi_score
 from genmetrics_cli.main import cli
@@ -93,3 +94,38 @@ def test_copies_of_reference_images_are_named_not_scored_infinite(sides):
     copied = np.concatenate([gen[:20], ref[:3]])
     with pytest.raises(MetricError, match=r"realism: [1-3] generated sample\(s\) coincide with a reference sample"):
         genmetrics.score(copied, ref, "realism", extractor="tiny", progress=False)
+
+
+def test_memorisation_metrics_take_a_training_set(sides, tmp_path):
+    """authpct and ct against --train (images or a stats file with features), REF the test set: the values of the
+    pure functions; copies of training images are not authentic and pull C_T down."""
+    gen, ref = sides
+    train = random_images(120, size=16, seed=3)
+    result = genmetrics.score(gen, ref, "authpct,ct", extractor="tiny", train=train, progress=False, seed=2)
+    feats_gen, feats_ref, feats_train = _features(gen), _features(ref), _features(train)
+    assert result.metrics["authpct"] == pytest.approx(authpct(feats_train, feats_gen), rel=1e-12)
+    assert result.metrics["ct"] == pytest.approx(ct_score(feats_train, feats_ref, feats_gen, seed=2), rel=1e-12)
+    provenance = result.provenance.to_dict()
+    assert provenance["train"]["n"] == 120 and provenance["ct"]["seed"] == 2
+    genmetrics.compute_stats(train, tmp_path / "train.npz", features=True, extractor="tiny", progress=False)
+    from_file = genmetrics.score(gen, ref, "authpct,ct", extractor="tiny", train=tmp_path / "train.npz",
+                                 progress=False, seed=2)
+    assert from_file.metrics == pytest.approx(result.metrics, rel=1e-12)
+    copies = np.concatenate([train[:50], gen[:10]])
+    copied = genmetrics.score(copies, ref, "authpct,ct", extractor="tiny", train=train, progress=False, seed=2)
+    assert copied.metrics["authpct"] <= 100 * 10 / 60 + 1e-9  # the 50 exact copies are never authentic
+
+
+def test_memorisation_metrics_without_a_training_set_name_the_option(sides, tmp_path):
+    gen, ref = sides
+    with pytest.raises(ConfigError, match=r"authpct,ct measure\(s\) memorisation of a training set: pass train=TRAIN"):
+        genmetrics.score(gen, ref, "authpct,ct", extractor="tiny", progress=False)
+    np.save(tmp_path / "gen.npy", gen)
+    np.save(tmp_path / "ref.npy", ref)
+    refused = CliRunner().invoke(cli, ["score", str(tmp_path / "gen.npy"), str(tmp_path / "ref.npy"), "--metrics",
+                                       "ct", "--extractor", "tiny"])
+    assert refused.exit_code == 2 and "pass --train TRAIN" in refused.stderr
+    with pytest.raises(ConfigError, match="Evaluator does not take authpct"):
+        genmetrics.Evaluator(ref, "authpct", extractor="tiny")
+    with pytest.raises(ConfigError, match="compare does not take ct .a memorisation test"):
+        genmetrics.compare(gen, gen, ref, "ct", extractor="tiny", progress=False)
