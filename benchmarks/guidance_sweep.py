@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 import genmetrics
+from benchmarks.class_fidelity import class_fidelity
 from genmetrics.errors import ConfigError, GenMetricsError
 from genmetrics_models.checkpoint import read_checkpoint
 from genmetrics_models.data import REFERENCES, native
-from genmetrics_models.fidelity import class_fidelity
 from genmetrics_models.files import write_bytes
 
 METRICS = ("precision", "recall", "fid", "accuracy", "is")

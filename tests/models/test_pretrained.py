@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from genmetrics_cli.main import cli
 from genmetrics.errors import InputError
 from genmetrics_models.checkpoint import PRETRAINED_DIR, load_checkpoint, pretrained, read_config
-from genmetrics_models.fidelity import class_fidelity
+from benchmarks.class_fidelity import class_fidelity
 from tests.helpers import fashion_mnist_subset
 from tests.models.conftest import assert_uint8_images, seeded
 

@@ -1,5 +1,7 @@
 """Class fidelity of conditional samples: the shipped fashion-cnn classifier's verdict on each image against the
-label it was drawn for, and its Inception Score (the in-domain IS of ``genmetrics score --extractor fashion-cnn``)."""
+label it was drawn for, and its Inception Score (the in-domain IS of ``genmetrics score --extractor fashion-cnn``).
+A helper of the benchmarks (``guidance_sweep.py``) and the tests of the shipped checkpoints; the models package
+itself reaches genmetrics only through its public API."""
 from __future__ import annotations
 
 from dataclasses import dataclass

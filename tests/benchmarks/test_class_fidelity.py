@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import genmetrics
-from genmetrics_models.fidelity import class_fidelity
+from benchmarks.class_fidelity import class_fidelity
 from tests.helpers import fashion_mnist_subset
 
 
