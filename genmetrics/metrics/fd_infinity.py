@@ -31,7 +31,8 @@ import numpy as np
 from scipy.linalg import eigh, lapack
 
 from genmetrics.errors import MetricError
-from genmetrics.stats import as_features, as_float64, is_symmetric
+from genmetrics.metrics.fid import as_stats
+from genmetrics.stats import as_features
 
 DEFAULT_NUM_POINTS = 15
 MAX_FIRST_SIZE = 5000  # the smallest subset: min(5000, max(N // 10, 2)), as dgm-eval and Chong & Forsyth
@@ -69,7 +70,7 @@ def fd_infinity(feats_gen: Any, mu_ref: Any, sigma_ref: Any, seed: int = 0,
     if int(num_points) != num_points or num_points < 2:
         raise MetricError("FD-infinity num_points must be an integer >= 2 (points of the fitted line), "
                           f"got {num_points}")
-    mu_ref, sigma_ref = _reference_stats(mu_ref, sigma_ref)
+    mu_ref, sigma_ref = as_stats(mu_ref, sigma_ref, "_ref")
     x = as_features(feats_gen, "feats_gen", min_rows=1, keep_float32=True)
     n, d = x.shape
     if d != mu_ref.size:
@@ -90,20 +91,6 @@ def fd_infinity(feats_gen: Any, mu_ref: Any, sigma_ref: Any, seed: int = 0,
         fds[i] = diff @ diff + trace_ref + trace_gen - 2.0 * tr_sqrt
     value, slope = _least_squares_line(1.0 / sizes, fds)
     return FDInfinity(value=value, slope=slope, sizes=sizes, fds=fds)
-
-
-def _reference_stats(mu: Any, sigma: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The reference mean (d,) and symmetric covariance (d, d) as fp64 arrays, checked."""
-    mu = as_float64(mu, "mu_ref")
-    sigma = as_float64(sigma, "sigma_ref")
-    if mu.ndim != 1 or mu.size == 0:
-        raise MetricError(f"mu_ref must be a 1-D mean vector of shape (d,), got shape {mu.shape}")
-    if sigma.shape != (mu.size, mu.size):
-        raise MetricError(f"sigma_ref must be a ({mu.size}, {mu.size}) covariance matching mu_ref, "
-                          f"got shape {sigma.shape}")
-    if not is_symmetric(sigma):
-        raise MetricError("sigma_ref is not symmetric; pass a covariance matrix (np.cov(feats, rowvar=False))")
-    return mu, sigma
 
 
 def _reference_factor(sigma_ref: np.ndarray) -> np.ndarray:

@@ -13,8 +13,9 @@ from genmetrics.errors import MetricError
 from genmetrics.stats import as_features, as_float64, check_same_dim, is_symmetric, mean_cov
 
 
-def _as_stats(mu: Any, sigma: Any, side: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one side's mean (d,) and covariance (d, d); return them as fp64 arrays."""
+def as_stats(mu: Any, sigma: Any, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one side's mean (d,) and covariance (d, d) (named ``mu<side>``, ``sigma<side>`` in messages);
+    return them as fp64 arrays."""
     mu = as_float64(mu, f"mu{side}")
     sigma = as_float64(sigma, f"sigma{side}")
     if mu.ndim != 1 or mu.size == 0:
@@ -53,8 +54,8 @@ def fid_from_stats(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
 
     Rounding can make the FID of identical statistics a tiny negative number (~1e-12 * Tr S).
     """
-    mu1, sigma1 = _as_stats(mu1, sigma1, "1")
-    mu2, sigma2 = _as_stats(mu2, sigma2, "2")
+    mu1, sigma1 = as_stats(mu1, sigma1, "1")
+    mu2, sigma2 = as_stats(mu2, sigma2, "2")
     if mu1.size != mu2.size:
         raise MetricError(f"statistics differ in dimension: mu1/sigma1 have d={mu1.size}, mu2/sigma2 have "
                           f"d={mu2.size}; both sides must come from the same extractor layer")
