@@ -84,7 +84,8 @@ def caption_options(command: Callable) -> Callable:
         click.option("--clip-prefix", default="", help='Prefix of every caption, e.g. "A photo depicts " '
                                                       "(the CLIPScore paper's choice); default none."),
         click.option("--per-sample", type=click.Path(), default=None,
-                     help="Write per-image scores to this CSV (file, caption, score[, ref_score])."),
+                     help="Write per-image scores to this CSV: file, caption, score[, ref_score] for clip_score, "
+                          "file, realism for realism (both: a realism column beside the CLIPScores)."),
     ])
 
 

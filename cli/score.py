@@ -31,9 +31,11 @@ from genmetrics.report import to_json, to_table, write_per_sample
 @click.option("--train", default=None,
               help="The training set (images, a stats file with features, or a shipped name) for the memorisation "
                    "metrics authpct and ct; REF is then the held-out test set.")
+@click.option("--labels", default=None, type=click.Path(dir_okay=False),
+              help="Class labels of GEN for vendi_per_class: a CSV/TSV file with file and label columns.")
 @extraction_options
 def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, captions, references, clip_w,
-          clip_prefix, per_sample, as_json, force, trust_stats, train, **extraction) -> None:
+          clip_prefix, per_sample, as_json, force, trust_stats, train, labels, **extraction) -> None:
     """Score generated images GEN against reference REF.
 
     GEN and REF: a folder (recursive), a .zip, or a .npy/.npz uint8 array (NHWC or NCHW); REF may also be a
@@ -44,13 +46,14 @@ def score(gen, ref, metrics, seed, kid_subsets, kid_subset_size, pr_k, dc_k, cap
         demo_gen, demo_ref = demo_sources()
         gen, ref = str(demo_gen), demo_ref
         click.echo(f"no GEN/REF given: scoring the embedded demo ({gen} vs {ref})", err=True)
-    if per_sample and "clip_score" not in parse_metrics(metrics):
-        raise ConfigError("--per-sample writes per-image CLIPScores: add clip_score to --metrics (with --captions)")
+    if per_sample and not {"clip_score", "realism"} & set(parse_metrics(metrics)):
+        raise ConfigError("--per-sample writes per-image CLIPScores or realism scores: add clip_score (with "
+                          "--captions) or realism to --metrics")
     if per_sample:
         check_writable(per_sample, [gen, ref, captions, references])  # fail before extracting any feature
     result = score_api(gen, ref, metrics, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                        pr_k=pr_k, dc_k=dc_k, captions=captions, references=references, clip_w=clip_w,
-                       clip_prefix=clip_prefix, force=force, trust_stats=trust_stats, train=train,
+                       clip_prefix=clip_prefix, force=force, trust_stats=trust_stats, train=train, labels=labels,
                        **extraction)
     if not is_main_process():  # under torchrun, rank 0 alone writes and prints
         return

@@ -8,12 +8,15 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from genmetrics.clip_eval import ClipScores, MatchedCaptions, clip_scores
 from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.extract import FeatureSet
 from genmetrics.features.registry import ClipConfig, ExtractorConfig, extractor_config
 from genmetrics.io.images import ImageSource, open_source
+from genmetrics.io.labels import read_labels
 from genmetrics.io.statsfile import Stats, check_output, save_stats
 from genmetrics.metrics.clip_score import DEFAULT_W
 from genmetrics.metrics.cmmd import DEFAULT_SIGMA
@@ -69,13 +72,16 @@ class _Distribution:
     ref_stats: Stats | None
     warnings: list[str]
     train_stats: Stats | None = None
+    per_sample: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # realism (N,) by feature row
 
 
 def _distribution(gen_src: ImageSource, ref: Any, config: ExtractorConfig, engine: ExtractOptions,
                   wanted: tuple[str, ...], options: MetricOptions, needs: ReferenceNeeds, *, optional: set[str],
-                  keep_gen: bool, train: Any = None) -> _Distribution:
+                  keep_gen: bool, train: Any = None, labels: Any = None) -> _Distribution:
     """FID/sFID/KID/IS/PR/DC/CMMD of ``gen_src`` against ``ref``; the generated feature matrix is kept only when
     a metric or ``keep_gen`` needs it (FID/IS-only runs stream statistics)."""
+    if labels is not None:  # label problems surface before any image is encoded
+        labels = read_labels(labels, [gen_src.name(i) for i in range(len(gen_src))], gen_src.description)
     network = build_network(config, engine.device, wanted, optional)
     wanted, warnings = usable_metrics(wanted, optional, network)
     features = needs_features(wanted)
@@ -86,8 +92,11 @@ def _distribution(gen_src: ImageSource, ref: Any, config: ExtractorConfig, engin
         train, network, engine, dataclasses.replace(needs, features=True, spatial=False))
     warnings += singular_warning("generated", gen_stats.n, network.spec.dim) + reference_warnings(
         ref_stats, network.spec.dim)
-    values = metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, options, train_stats)
-    return _Distribution(values, wanted, network, gen_stats, gen_feats, ref_stats, warnings, train_stats)
+    labels_gen = None if labels is None else labels[gen_feats.indices]  # the rows' labels (skipped images dropped)
+    per_sample: dict[str, np.ndarray] = {}
+    values = metric_values(wanted, gen_stats, gen_feats.logits, ref_stats, options, train_stats, labels_gen,
+                           per_sample)
+    return _Distribution(values, wanted, network, gen_stats, gen_feats, ref_stats, warnings, train_stats, per_sample)
 
 
 def _clip_part(gen_src: ImageSource, matched: MatchedCaptions, clip: ClipConfig, engine: ExtractOptions,
@@ -137,6 +146,7 @@ def score(
     force: bool = False,
     trust_stats: bool = False,
     train: Any = None,
+    labels: Any = None,
     cache: bool = True,
     progress: bool = True,
 ) -> Result:
@@ -148,17 +158,16 @@ def score(
         inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
         clip_model=clip_model, clip_weights=clip_weights, dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights))
     check_request(wanted, config, has_reference=ref is not None, has_captions=captions is not None,
-                  has_train=train is not None, optional=optional_metrics(metrics))
+                  has_train=train is not None, has_labels=labels is not None, optional=optional_metrics(metrics))
     settings = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
                               dc_k=dc_k, is_splits=is_splits, cmmd_sigma=cmmd_sigma, seed=seed)
     engine = ExtractOptions.make(batch_size, distributed.init_from_env(device), workers, skip_bad, progress, cache)
     gen_src = open_source(gen, num_samples=num_samples, seed=seed)
-    # caption problems surface before any image is encoded
-    matched = MatchedCaptions.of(gen_src, captions, references, clip_prefix) if clip is not None else None
+    matched = MatchedCaptions.of(gen_src, captions, references, clip_prefix) if clip is not None else None  # first
     distribution = tuple(name for name in wanted if name != "clip_score")
     done = None if not distribution else _distribution(
         gen_src, ref, config, engine, distribution, settings, ReferenceNeeds(force=force, trust=trust_stats),
-        optional=optional_metrics(metrics), keep_gen=clip is config, train=train)
+        optional=optional_metrics(metrics), keep_gen=clip is config, train=train, labels=labels)
     clip_part = None if clip is None else _clip_part(gen_src, matched, clip, engine,
                                                      done if clip is config else None, clip_w)
     dropped = set() if done is None else set(distribution) - set(done.wanted)  # optional metrics not computable
@@ -186,12 +195,33 @@ def _result(wanted: tuple[str, ...], options: MetricOptions, gen: Any, gen_src: 
         values.update(scores.values)
         warnings += scores.warnings
         clip_entries = {"clip_score": scores.settings, "clip": scores.clip}
+    rows, notes = _with_realism(done, gen_src, [] if clip_part is None else clip_part[0].rows)
     provenance = Provenance(network.spec, network.weights_path, wanted, options.seed, sides,
                             metric_settings(wanted, options), versions(), tuple(warnings),
                             world_size=distributed.rank_and_size()[1],
-                            notes=side_notes(gen, None if done is None else done.ref_stats), **clip_entries)
-    rows = [] if clip_part is None else clip_part[0].rows
+                            notes={**side_notes(gen, None if done is None else done.ref_stats), **notes},
+                            **clip_entries)
     return Result({key: float(value) for key, value in values.items()}, provenance, printable_tree(rows))
+
+
+REALISM_SHOWN = 10  # least and most realistic generated images named in the provenance
+
+
+def _with_realism(done: _Distribution | None, gen_src: ImageSource, rows: list[dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The per-sample rows with each image's realism score (a ``realism`` column; rows of their own without
+    clip_score) and the provenance entries naming the least and most realistic images."""
+    scores = None if done is None else done.per_sample.get("realism")
+    if scores is None:
+        return rows, {}
+    names = [gen_src.name(int(index)) for index in done.gen_feats.indices]
+    order = np.argsort(scores, kind="stable")
+    notes = {"realism_least": [names[i] for i in order[:REALISM_SHOWN]],
+             "realism_most": [names[i] for i in order[::-1][:REALISM_SHOWN]]}
+    by_name = dict(zip(names, scores.tolist()))
+    if rows:
+        return [{**row, "realism": by_name.get(row["file"])} for row in rows], notes
+    return [{"file": name, "realism": score} for name, score in zip(names, scores.tolist())], notes
 
 
 @documented

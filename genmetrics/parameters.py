@@ -68,6 +68,8 @@ PARAMETERS: dict[str, str] = {
     "trust_stats": "accept a reference stats file without genmetrics metadata (pytorch-fid's --save-stats, TTUR's "
                    "fid_stats_*.npz) as computed with this run's extractor setup; dimensions are still checked and "
                    "the result says so.",
+    "labels": "the class label of each generated image for per-class metrics (vendi_per_class): a CSV/TSV file "
+              "(file,label), a mapping image name -> label, or one integer per image in the source's order.",
     "train": "the training set for the memorisation metrics authpct and ct (images, a stats file with features, or a "
              "shipped name); the reference is then the held-out test set.",
     "sfid": "also compute sFID's spatial statistics (mu_s, sigma_s; inception only).",

@@ -31,6 +31,7 @@ from genmetrics.metrics.registry import (
     check_supported,
     compute_metrics,
     needs_reference,
+    needs_labels,
     needs_spatial,
     needs_train,
     output_key,
@@ -100,7 +101,7 @@ def metric_options(options: MetricOptions | None, **flat: Any) -> MetricOptions:
 
 
 def check_request(wanted: tuple[str, ...], config: ExtractorConfig, *, has_reference: bool,
-                  has_captions: bool = True, has_train: bool = False,
+                  has_captions: bool = True, has_train: bool = False, has_labels: bool = False,
                   optional: set[str] | frozenset[str] = frozenset()) -> None:
     """ConfigError, before any work, when ``wanted`` cannot be computed: a metric undefined on the extractor's
     features, a reference, the training set or captions missing."""
@@ -112,6 +113,9 @@ def check_request(wanted: tuple[str, ...], config: ExtractorConfig, *, has_refer
         raise ConfigError(f"{','.join(memorisation)} measure(s) memorisation of a training set: pass "
                           f"{spell('train', 'TRAIN')} (the training images, a stats file with features, or a "
                           "shipped name), with the test set as the reference")
+    if not has_labels and needs_labels(wanted):
+        raise ConfigError(f"{','.join(needs_labels(wanted))} need(s) the class of each generated image: pass "
+                          f"{spell('labels', 'LABELS')} (a CSV file,label or, in Python, one integer per image)")
     check_supported(tuple(name for name in wanted if name not in optional), config.name, config.has_logits)
     if not has_captions and any(METRICS[name].needs_captions for name in wanted):
         raise ConfigError(f"metric 'clip_score' needs captions: pass {spell('captions', 'CAPTIONS')} (a CSV/TSV/JSONL "
@@ -336,16 +340,22 @@ def reference_warnings(ref_stats: Stats | None, dim: int) -> list[str]:
 
 
 def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndarray | None,
-                  ref_stats: Stats | None, options: MetricOptions, train_stats: Stats | None = None
+                  ref_stats: Stats | None, options: MetricOptions, train_stats: Stats | None = None,
+                  labels_gen: np.ndarray | None = None, per_sample: dict[str, np.ndarray] | None = None
                   ) -> dict[str, float]:
     """The metrics ``wanted`` (those with a compute function: not clip_score) of the generated side (statistics,
     features when needed, logits (N, C) for 'is') against ``ref_stats``, checked finite, under the keys of the
-    features' extractor (``fd_dinov2`` for FID on DINOv2 features)."""
+    features' extractor (``fd_dinov2`` for FID on DINOv2 features); ``per_sample`` receives the per-sample
+    realism scores (N,) when realism is wanted."""
     ref = {} if ref_stats is None else {"mu_ref": ref_stats.mu, "sigma_ref": ref_stats.sigma,
                                         "feats_ref": ref_stats.features, "mu_s_ref": ref_stats.mu_s,
                                         "sigma_s_ref": ref_stats.sigma_s}
     inputs = MetricInputs(gen_stats.mu, gen_stats.sigma, gen_stats.features, gen_logits, options=options,
                           wanted=tuple(wanted), mu_s_gen=gen_stats.mu_s, sigma_s_gen=gen_stats.sigma_s,
-                          feats_train=None if train_stats is None else train_stats.features, **ref)
+                          feats_train=None if train_stats is None else train_stats.features, labels_gen=labels_gen,
+                          **ref)
     spec = gen_stats.extractor.name
-    return {output_key(key, spec): float(value) for key, value in check_finite(compute_metrics(inputs)).items()}
+    values = {output_key(key, spec): float(value) for key, value in check_finite(compute_metrics(inputs)).items()}
+    if per_sample is not None and "realism" in wanted:
+        per_sample["realism"] = inputs.realism  # computed once, for the per-sample rows
+    return values

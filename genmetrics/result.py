@@ -123,7 +123,7 @@ class Result:
     Attributes:
         metrics: output key (``fid``, ``kid_mean``, ...) -> value, finite.
         provenance: the ``Provenance`` of the values.
-        per_sample: clip_score's rows {file, caption, score[, ref_score]}.
+        per_sample: clip_score's rows {file, caption, score[, ref_score]} and/or realism's {file, realism}.
     """
 
     metrics: dict[str, float]

@@ -17,6 +17,7 @@ from genmetrics.metrics.registry import (
     MetricOptions,
     metric_settings,
     needs_features,
+    needs_labels,
     needs_reference_features,
     needs_train,
     needs_spatial,
@@ -92,9 +93,10 @@ class Evaluator:
         config = extractor_config(extractor, inception_weights=inception_weights, trust_weights=trust_weights,
                                   resize=resize, precision=precision, clip_model=clip_model, clip_weights=clip_weights,
                                   dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights)
-        if needs_train(self.metrics):
-            raise ConfigError(f"Evaluator does not take {','.join(needs_train(self.metrics))} (they need a training "
-                              "set); score the samples with genmetrics.score(..., train=TRAIN)")
+        unsupported = needs_train(self.metrics) + needs_labels(self.metrics)
+        if unsupported:
+            raise ConfigError(f"Evaluator does not take {','.join(unsupported)} (a training set or class labels); "
+                              "score the samples with genmetrics.score(..., train=TRAIN, labels=LABELS)")
         check_request(self.metrics, config, has_reference=ref is not None)
         self.network = build_network(config, device, self.metrics)
         self.metric_options = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,

@@ -32,7 +32,7 @@ from genmetrics.metrics.memorisation import (
     ct_score,
 )
 from genmetrics.metrics.realism import realism_scores
-from genmetrics.metrics.vendi import vendi_score
+from genmetrics.metrics.vendi import per_class_vendi, vendi_score
 from genmetrics.metrics.precision_recall import (
     ManifoldIncidence,
     ManifoldMetrics,
@@ -86,6 +86,18 @@ class MetricInputs:
     mu_s_ref: np.ndarray | None = None
     sigma_s_ref: np.ndarray | None = None
     feats_train: np.ndarray | None = None  # memorisation metrics: the training set's features (N_train, D)
+    labels_gen: np.ndarray | None = None  # per-class metrics: the class label (N,) of each generated row
+
+    @functools.cached_property
+    def realism(self) -> np.ndarray:
+        """The realism score (N,) of each generated row (k = pr_k), finite; MetricError for copies of reference
+        samples (an infinite score)."""
+        scores = realism_scores(self.feats_ref, self.feats_gen, k=self.options.pr_k)
+        copies = int(np.isinf(scores).sum())
+        if copies:
+            raise MetricError(f"realism: {copies} generated sample(s) coincide with a reference sample (an infinite "
+                              "realism score): the generated set holds copies of reference images")
+        return scores
 
     @functools.cached_property
     def manifold(self) -> ManifoldMetrics | None:
@@ -133,6 +145,7 @@ class MetricDef:
             reference unless ``reference_moments_only``: then stats files must hold them).
         reference_moments_only: of the reference it needs only mean and covariance (fd_inf).
         needs_train: needs the features of the training set (``train=`` / ``--train``) beside the reference.
+        needs_labels: needs the class label of each generated image (``labels=`` / ``--labels``).
         needs_reference: needs a reference side.
         needs_logits: needs classifier logits of the generated side.
         needs_captions: needs captions (computed by ``genmetrics.clip_eval``, not by ``compute``).
@@ -153,6 +166,7 @@ class MetricDef:
     needs_features: bool = False
     reference_moments_only: bool = False
     needs_train: bool = False
+    needs_labels: bool = False
     needs_reference: bool = True
     needs_logits: bool = False
     needs_captions: bool = False
@@ -230,18 +244,13 @@ def _vendi(inputs: MetricInputs) -> dict[str, float]:
     return {"vendi": vendi_score(inputs.feats_gen)}
 
 
-def _realism_of(inputs: MetricInputs) -> np.ndarray:
-    """The finite realism scores (N,) of the generated samples (k = pr_k); MetricError for copies (infinite)."""
-    scores = realism_scores(inputs.feats_ref, inputs.feats_gen, k=inputs.options.pr_k)
-    copies = int(np.isinf(scores).sum())
-    if copies:
-        raise MetricError(f"realism: {copies} generated sample(s) coincide with a reference sample (an infinite "
-                          "realism score): the generated set holds copies of reference images")
-    return scores
+def _vendi_per_class(inputs: MetricInputs) -> dict[str, float]:
+    per_class = per_class_vendi(inputs.feats_gen, inputs.labels_gen)
+    return {"vendi_per_class": float(np.mean(list(per_class.values())))}
 
 
 def _realism(inputs: MetricInputs) -> dict[str, float]:
-    scores = _realism_of(inputs)
+    scores = inputs.realism
     return {"realism_mean": float(scores.mean()), "realism_median": float(np.median(scores))}
 
 
@@ -287,7 +296,7 @@ def _is_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray
 
 def _realism_replicates(inputs: BootstrapInputs) -> dict[str, tuple[float, np.ndarray]]:
     """The mean realism score of each replicate from the per-sample scores, computed once (counts (B, N))."""
-    scores = _realism_of(inputs)
+    scores = inputs.realism
     return {"realism": (float(scores.mean()), inputs.counts @ scores / len(scores))}
 
 
@@ -339,6 +348,11 @@ METRICS: dict[str, MetricDef] = {metric.name: metric for metric in (
               no_compare="its 15-subset extrapolation has no bootstrap interval; compare fid"),
     MetricDef("vendi", "Vendi score of the generated set (cosine kernel, q = 1)", {"vendi": "Vendi"},
               higher_is_better=True, needs_features=True, needs_reference=False, compute=_vendi,
+              no_compare="resampling with replacement duplicates samples, which lowers the Vendi score, so a "
+                         "bootstrap interval would be biased"),
+    MetricDef("vendi_per_class", "mean over classes of the Vendi score of each class's samples (--labels)",
+              {"vendi_per_class": "Vendi per class (mean)"}, higher_is_better=True, needs_features=True,
+              needs_labels=True, needs_reference=False, compute=_vendi_per_class,
               no_compare="resampling with replacement duplicates samples, which lowers the Vendi score, so a "
                          "bootstrap interval would be biased"),
     MetricDef("realism", "realism score (Kynkäänniemi et al., k = --pr-k): mean and median",
@@ -428,6 +442,11 @@ def needs_spatial(wanted: tuple[str, ...] | list[str]) -> bool:
 def needs_features(wanted: tuple[str, ...] | list[str]) -> bool:
     """True when a metric of ``wanted`` needs the generated side's feature matrix rather than mean/covariance."""
     return any(METRICS[name].needs_features for name in wanted)
+
+
+def needs_labels(wanted: tuple[str, ...] | list[str]) -> list[str]:
+    """The metrics of ``wanted`` that need the class labels of the generated images."""
+    return [name for name in wanted if METRICS[name].needs_labels]
 
 
 def needs_train(wanted: tuple[str, ...] | list[str]) -> list[str]:

@@ -178,7 +178,7 @@ def test_metric_option_errors(data, tiny_clip):
     with pytest.raises(ConfigError, match="'is' needs classifier logits, which extractor=clip does not give"):
         genmetrics.score(str(data / "imgs"), None, "is", extractor="clip", progress=False)
     result = run("score", str(data / "imgs"), str(data / "imgs"), "--metrics", "fid", "--per-sample", "x.csv")
-    assert result.exit_code == 2 and "add clip_score to --metrics" in result.stderr
+    assert result.exit_code == 2 and "add clip_score (with --captions) or realism to --metrics" in result.stderr
 
 
 def test_skip_bad_leaves_undecodable_images_out(tmp_path, tiny_clip):

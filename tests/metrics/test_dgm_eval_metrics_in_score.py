@@ -14,9 +14,9 @@ from genmetrics.io.images import open_source
 from genmetrics.metrics.fd_infinity import fd_infinity
 from genmetrics.metrics.memorisation import authpct, ct_score
 from genmetrics.metrics.realism import realism_scores
-from genmetrics.metrics.vendi import vendi_score
+from genmetrics.metrics.vendi import per_class_vendi, vendi_score
 from genmetrics_cli.main import cli
-from tests.helpers import TinyExtractor, random_images, stand_in
+from tests.helpers import TinyExtractor, random_images, stand_in, write_folder
 
 
 @pytest.fixture(autouse=True)
@@ -129,3 +129,75 @@ def test_memorisation_metrics_without_a_training_set_name_the_option(sides, tmp_
         genmetrics.Evaluator(ref, "authpct", extractor="tiny")
     with pytest.raises(ConfigError, match="compare does not take ct .a memorisation test"):
         genmetrics.compare(gen, gen, ref, "ct", extractor="tiny", progress=False)
+
+
+def test_per_class_vendi_from_labels(sides, tmp_path):
+    """vendi_per_class: the mean of the Vendi scores of each class's samples, labels given in the source's order, as
+    a mapping or as a CSV file (file,label) matched by name; a missing label names the option."""
+    gen, _ = sides
+    labels = np.arange(len(gen)) % 3
+    result = genmetrics.score(gen, None, "vendi,vendi_per_class", extractor="tiny", labels=labels, progress=False)
+    per_class = per_class_vendi(_features(gen), labels)
+    assert result.metrics["vendi_per_class"] == pytest.approx(np.mean(list(per_class.values())), rel=1e-12)
+    assert result.metrics["vendi"] == pytest.approx(vendi_score(_features(gen)), rel=1e-12)
+    folder = tmp_path / "gen"
+    write_folder(folder, gen)
+    names = sorted(path.name for path in folder.iterdir())
+    (tmp_path / "labels.csv").write_text("file,label\n" + "".join(f"{name},{i % 3}\n" for i, name in enumerate(names)))
+    from_file = genmetrics.score(str(folder), None, "vendi_per_class", extractor="tiny",
+                                 labels=tmp_path / "labels.csv", progress=False)
+    assert from_file.metrics == pytest.approx({"vendi_per_class": result.metrics["vendi_per_class"]}, rel=1e-9)
+    cli_run = CliRunner().invoke(cli, ["score", str(folder), "--metrics", "vendi_per_class", "--extractor", "tiny",
+                                       "--labels", str(tmp_path / "labels.csv"), "--no-progress", "--json"])
+    assert cli_run.exit_code == 0, cli_run.output
+    with pytest.raises(ConfigError, match="vendi_per_class need.s. the class of each generated image: pass labels="):
+        genmetrics.score(gen, None, "vendi_per_class", extractor="tiny", progress=False)
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 1], "labels hold 2 entries for the 60 images"),
+    ({"img_0000.png": 1}, "59 image.s. of .* have no label"),
+    ([0.5] * 60, "0.5 is not an integer class label"),
+])
+def test_bad_labels_are_named(sides, tmp_path, labels, message):
+    folder = tmp_path / "gen"
+    write_folder(folder, sides[0])
+    with pytest.raises(genmetrics.GenMetricsError, match=message):
+        genmetrics.score(str(folder), None, "vendi_per_class", extractor="tiny", labels=labels, progress=False)
+
+
+def test_labels_file_formats(tmp_path):
+    from genmetrics.io.labels import read_labels
+
+    (tmp_path / "plain.csv").write_text("a.png,1\nb.png,2\n")
+    assert read_labels(tmp_path / "plain.csv", ["a.png", "b.png"], "x").tolist() == [1, 2]
+    (tmp_path / "named.tsv").write_text("class\tfile_name\n3\ta\n4\tb\n")
+    assert read_labels(tmp_path / "named.tsv", ["b.png", "a.png"], "x").tolist() == [4, 3]
+    (tmp_path / "extra.csv").write_text("file,label\na.png,1\nb.png,2\nc.png,3\n")
+    with pytest.raises(genmetrics.GenMetricsError, match="1 label.s. name no image of 'x': 'c.png'"):
+        read_labels(tmp_path / "extra.csv", ["a.png", "b.png"], "x")
+    (tmp_path / "wide.csv").write_text("x,y,z\n1,2,3\n")
+    with pytest.raises(genmetrics.GenMetricsError, match="names no file and label columns"):
+        read_labels(tmp_path / "wide.csv", ["a.png"], "x")
+
+
+def test_realism_per_sample_rows_and_the_least_and_most_realistic_names(sides, tmp_path):
+    gen, ref = sides
+    folder = tmp_path / "gen"
+    write_folder(folder, gen)
+    result = genmetrics.score(str(folder), ref, "realism", extractor="tiny", progress=False)
+    scores = realism_scores(_features(ref), _features(gen))
+    names = sorted(path.name for path in folder.iterdir())
+    assert [row["file"] for row in result.per_sample] == names
+    assert np.allclose([row["realism"] for row in result.per_sample], scores, rtol=1e-12, atol=0)
+    provenance = result.provenance.to_dict()
+    order = np.argsort(scores, kind="stable")
+    assert provenance["realism_least"] == [names[i] for i in order[:10]]
+    assert provenance["realism_most"] == [names[i] for i in order[::-1][:10]]
+    out = tmp_path / "realism.csv"
+    np.save(tmp_path / "ref.npy", ref)
+    written = CliRunner().invoke(cli, ["score", str(folder), str(tmp_path / "ref.npy"), "--metrics", "realism",
+                                       "--extractor", "tiny", "--no-progress", "--per-sample", str(out)])
+    assert written.exit_code == 0, written.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,realism" and len(lines) == 61 and lines[1].startswith(f"{names[0]},")
