@@ -92,8 +92,7 @@ def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_m
         check_dataset(dataset)
     hparams = _parse_params(params, gan_loss=gan_loss, schedule=schedule)
     latest = latest_checkpoint(out) if Path(out).is_dir() else None
-    origin = latest or (None if init_from is None else
-                        latest_checkpoint(init_from) if Path(init_from).is_dir() else Path(init_from))
+    origin = latest or init_from  # read_config takes a folder (its newest checkpoint) or a step-*.json
     run_dataset = dataset or (read_config(origin)["dataset"] if origin else "fashion-mnist")
     if eval_samples == 1:
         raise ConfigError(f"{spell('eval_samples', '1')}: must be 0 (no evaluation) or at least 2")

@@ -46,6 +46,7 @@ from genmetrics.pipeline import (
     check_request,
     extract_side,
     load_reference,
+    reference_arrays,
     metric_options,
     reference_warnings,
     resolve_configs,
@@ -285,11 +286,10 @@ def _measure(wanted: tuple[str, ...], stats: Stats, feats: FeatureSet, ref: Stat
     per_replicate = sum(name in wanted for name in ("fid", "is")) * len(indices)
     with tqdm(total=per_replicate, desc=f"bootstrap {role}", unit="replicate",
               disable=not engine.progress or per_replicate == 0) as bar:
-        sides = {} if ref is None else {"mu_ref": ref.mu, "sigma_ref": ref.sigma, "feats_ref": ref.features,
-                                        "mu_s_ref": ref.mu_s, "sigma_s_ref": ref.sigma_s}
         inputs = BootstrapInputs(
             stats.mu, stats.sigma, stats.features, feats.logits, options=options, wanted=wanted,
-            mu_s_gen=stats.mu_s, sigma_s_gen=stats.sigma_s, spatial_gen=feats.spatial, **sides, indices=indices, counts=bootstrap.counts_of(indices, stats.n), device=engine.device,
+            mu_s_gen=stats.mu_s, sigma_s_gen=stats.sigma_s, spatial_gen=feats.spatial, **reference_arrays(ref),
+            indices=indices, counts=bootstrap.counts_of(indices, stats.n), device=engine.device,
             done=lambda: bar.update(1), shared=shared)
         found = replicate_metrics(inputs)
     values = check_finite({row: value for row, (value, _) in found.items()})

@@ -15,6 +15,7 @@ from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.extract import FeatureSet
 from genmetrics.features.registry import ClipConfig, ExtractorConfig, extractor_config
+from genmetrics.io.adm import write_adm_batch
 from genmetrics.io.images import ImageSource, open_source
 from genmetrics.io.labels import read_labels
 from genmetrics.io.statsfile import Stats, check_output, save_stats
@@ -26,22 +27,21 @@ from genmetrics.metrics.registry import (
     metric_settings,
     needs_features,
     needs_reference_features,
-    needs_train,
     needs_spatial,
+    needs_train,
     optional_metrics,
     parse_metrics,
 )
 from genmetrics.parameters import documented
-from genmetrics.io.adm import write_adm_batch
 from genmetrics.pipeline import (
     ExtractOptions,
-    build_network,
-    check_request,
-    extract,
-    extract_side,
     ReferenceNeeds,
     adm_images,
+    build_network,
+    check_request,
     check_stats_request,
+    extract,
+    extract_side,
     load_reference,
     metric_options,
     metric_values,

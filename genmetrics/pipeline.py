@@ -339,6 +339,15 @@ def reference_warnings(ref_stats: Stats | None, dim: int) -> list[str]:
     return warnings
 
 
+def reference_arrays(ref_stats: Stats | None) -> dict[str, np.ndarray | None]:
+    """The reference's arrays as ``MetricInputs`` fields (``mu_ref``, ``sigma_ref``, ``feats_ref``, sFID's
+    ``mu_s_ref``, ``sigma_s_ref``); none without a reference."""
+    if ref_stats is None:
+        return {}
+    return {"mu_ref": ref_stats.mu, "sigma_ref": ref_stats.sigma, "feats_ref": ref_stats.features,
+            "mu_s_ref": ref_stats.mu_s, "sigma_s_ref": ref_stats.sigma_s}
+
+
 def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndarray | None,
                   ref_stats: Stats | None, options: MetricOptions, train_stats: Stats | None = None,
                   labels_gen: np.ndarray | None = None, per_sample: dict[str, np.ndarray] | None = None
@@ -347,13 +356,10 @@ def metric_values(wanted: tuple[str, ...], gen_stats: Stats, gen_logits: np.ndar
     features when needed, logits (N, C) for 'is') against ``ref_stats``, checked finite, under the keys of the
     features' extractor (``fd_dinov2`` for FID on DINOv2 features); ``per_sample`` receives the per-sample
     realism scores (N,) when realism is wanted."""
-    ref = {} if ref_stats is None else {"mu_ref": ref_stats.mu, "sigma_ref": ref_stats.sigma,
-                                        "feats_ref": ref_stats.features, "mu_s_ref": ref_stats.mu_s,
-                                        "sigma_s_ref": ref_stats.sigma_s}
     inputs = MetricInputs(gen_stats.mu, gen_stats.sigma, gen_stats.features, gen_logits, options=options,
                           wanted=tuple(wanted), mu_s_gen=gen_stats.mu_s, sigma_s_gen=gen_stats.sigma_s,
                           feats_train=None if train_stats is None else train_stats.features, labels_gen=labels_gen,
-                          **ref)
+                          **reference_arrays(ref_stats))
     spec = gen_stats.extractor.name
     values = {output_key(key, spec): float(value) for key, value in check_finite(compute_metrics(inputs)).items()}
     if per_sample is not None and "realism" in wanted:

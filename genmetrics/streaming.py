@@ -19,8 +19,8 @@ from genmetrics.metrics.registry import (
     needs_features,
     needs_labels,
     needs_reference_features,
-    needs_train,
     needs_spatial,
+    needs_train,
     parse_metrics,
 )
 from genmetrics.parameters import documented

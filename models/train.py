@@ -263,6 +263,7 @@ def _warm_start(options: TrainOptions, model_name: str, dataset: str | None, hpa
     seed = config["seed"] if seed is None else seed
     wanted = {**config["hparams"], **hparams}
     _resolved_hparams(model_name, wanted)
+    _check_training_memory(model_name, wanted)
     data = load_dataset(config["dataset"])
     model = build_model(model_name, wanted, num_classes=config["num_classes"]).to(options.device)
     try:

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.errors import ConfigError, spell
+from genmetrics.errors import ConfigError, MetricError, spell
 from genmetrics.metrics import bootstrap
 from genmetrics.metrics.cmmd import DEFAULT_SCALE, DEFAULT_SIGMA, cmmd
-from genmetrics.errors import MetricError
 from genmetrics.metrics.fd_infinity import fd_infinity
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.inception_score import inception_score, shuffle_provenance
@@ -31,8 +30,6 @@ from genmetrics.metrics.memorisation import (
     authpct,
     ct_score,
 )
-from genmetrics.metrics.realism import realism_scores
-from genmetrics.metrics.vendi import per_class_vendi, vendi_score
 from genmetrics.metrics.precision_recall import (
     ManifoldIncidence,
     ManifoldMetrics,
@@ -41,6 +38,8 @@ from genmetrics.metrics.precision_recall import (
     manifold_metrics,
     precision_recall,
 )
+from genmetrics.metrics.realism import realism_scores
+from genmetrics.metrics.vendi import per_class_vendi, vendi_score
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,16 @@
 """benchmarks/guidance_sweep.py end to end on a tiny untrained conditional DDPM, the stand-in extractor and digits."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks import guidance_sweep
 from genmetrics_models.checkpoint import save_checkpoint
 from genmetrics_models.registry import build_model
 from tests.models.conftest import TINY, seeded
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "guidance_sweep.py"
-
-
-@pytest.fixture(scope="module")
-def guidance_sweep():
-    spec = importlib.util.spec_from_file_location("guidance_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _checkpoint(folder: Path, name: str) -> Path:
@@ -31,7 +21,7 @@ def _checkpoint(folder: Path, name: str) -> Path:
 
 
 def test_the_sweep_scores_each_guidance_weight_and_plots_them(tmp_path, tiny_extractor, digits_reference,
-                                                                guidance_sweep, capsys):
+                                                                capsys):
     run = _checkpoint(tmp_path / "ddpm", "ddpm")
     png, rows_json = tmp_path / "sweep.png", tmp_path / "sweep.json"
     code = guidance_sweep.main([str(run), "--scales", "0,1,3", "--ref", digits_reference, "--num-samples", "8",
@@ -47,7 +37,7 @@ def test_the_sweep_scores_each_guidance_weight_and_plots_them(tmp_path, tiny_ext
     assert rows[0]["fid"] != rows[2]["fid"]  # guidance changes the samples
 
 
-def test_the_sweep_refuses_a_model_without_guidance(tmp_path, guidance_sweep, capsys):
+def test_the_sweep_refuses_a_model_without_guidance(tmp_path, capsys):
     run = _checkpoint(tmp_path / "dcgan", "dcgan")
     assert guidance_sweep.main([str(run), "--no-progress", "--out", str(tmp_path / "x.png")]) == 2
     assert "holds a dcgan model; the sweep needs a conditional ddpm" in capsys.readouterr().err

@@ -1,27 +1,15 @@
 """benchmarks/train_speed.py on tiny models: it times real training steps and prints one row per model."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from benchmarks import train_speed
 from genmetrics_models.registry import build_model
 from tests.models.conftest import TINY
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_speed.py"
-
-
-@pytest.fixture(scope="module")
-def train_speed():
-    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize("name", ["ddpm", "wgan-gp"])
-def test_step_seconds_times_training_steps(train_speed, name):
+def test_step_seconds_times_training_steps(name):
     seconds, per_step = train_speed.step_seconds(name, steps=2, warmup=1, hparams=TINY[name])
     assert 0 < seconds < 30
     model = build_model(name, TINY[name])
