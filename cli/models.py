@@ -10,6 +10,7 @@ import click
 from genmetrics.errors import ConfigError, InputError, spell
 from genmetrics.metrics.registry import parse_metrics
 from genmetrics.features.registry import EXTRACTORS
+from genmetrics.io.captions import first_names, read_prompt_file
 from genmetrics.io.images import printable
 from genmetrics.references import is_reference_name, list_references
 from genmetrics_models.base import spell_hparam
@@ -85,7 +86,7 @@ def _check_reference(ref: str) -> None:
                    "architecture. Recorded in the checkpoints' run settings.")
 def train(model, dataset, steps, out, eval_every, eval_samples, eval_ref, eval_metrics, eval_extractor,
           checkpoint_every, seed, gan_loss, schedule, params, device, progress, init_from) -> None:
-    """Train reference generator MODEL (dcgan, cgan, wgan, wgan-gp, ae, vae, pixelcnn, vqvae, ddpm) in folder OUT,
+    """Train reference generator MODEL (dcgan, cgan, wgan, wgan-gp, ae, vae, pixelcnn, vqvae, ddpm, t2i) in folder OUT,
     resuming its last checkpoint; evaluates with genmetrics and writes sample grids, a history and a plot."""
     model_class(model)
     if dataset is not None:
@@ -127,6 +128,25 @@ def _parse_labels(labels: str | None) -> list[int] | None:
     return parsed
 
 
+def _prompts(prompt: tuple[str, ...], prompts_file: str | None) -> list[str] | None:
+    """The prompts of --prompt or --prompts (not both), or None."""
+    if prompt and prompts_file:
+        raise ConfigError(f"give prompts with {spell('prompt', 'TEXT')} or {spell('prompts', 'FILE')}, not both")
+    if prompts_file:
+        return read_prompt_file(prompts_file)
+    if any(not text.strip() for text in prompt):
+        raise ConfigError(f"{spell('prompt', repr(''))}: a prompt must not be empty")
+    return [text.strip() for text in prompt] or None
+
+
+def _warn_truncated(model: Any, prompts: list[str]) -> None:
+    """Warn (stderr) about prompts longer than the text encoder's context, which are truncated like captions."""
+    long = [p for p in prompts if model.text_encoder.is_truncated(p)]
+    if long:
+        click.echo(f"warning: {len(long)} prompt(s) longer than the {model.text_encoder.context_length}-token text "
+                   f"context are truncated: {first_names(long)}", err=True)
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), required=True, help="Number of samples.")
@@ -137,31 +157,42 @@ def _parse_labels(labels: str | None) -> list[int] | None:
               help="Class indices for a conditional model (cgan; ddpm and, with -p conditional=true, pixelcnn), "
                    "repeated over the samples: 3 or 0,1,2 (default: uniform random).")
 @click.option("--guidance", type=float, default=None,
-              help="ddpm classifier-free guidance weight w (Ho & Salimans): eps = (1 + w) eps_c - w eps_u; 0: "
-                   "conditional without guidance, -1: unconditional (default: the checkpoint's, 0).")
+              help="ddpm/t2i classifier-free guidance weight w (Ho & Salimans): eps = (1 + w) eps_c - w eps_u; 0: "
+                   "conditional without guidance, -1: unconditional (default: the checkpoint's: ddpm 0, t2i 2).")
 @click.option("--classifier-scale", type=float, default=None,
               help="ddpm classifier guidance scale s: the mean moves by s * sigma_t^2 * grad log f(y | x_t, t) "
                    "(default: the checkpoint's, 0).")
 @click.option("--sampling-steps", type=int, default=None,
-              help="ddpm sampler: 0 = Algorithm 2 with all T steps, K = DDIM (eta 0) with K steps (default: the "
-                   "checkpoint's, 50).")
+              help="ddpm/t2i sampler: 0 = Algorithm 2 with all T steps, K = DDIM (eta 0) with K steps (default: "
+                   "the checkpoint's, 50).")
+@click.option("--prompt", "prompt", multiple=True,
+              help="t2i: a text prompt, repeatable; the prompts are repeated over the samples (default: the class "
+                   "prompts 'a photo of a {class}' of --labels).")
+@click.option("--prompts", "prompts_file", type=click.Path(), default=None,
+              help="t2i: a UTF-8 text file with one prompt per line (instead of --prompt). The output keeps each "
+                   "sample's prompt ('prompts' in a .npz, NAME.txt beside NAME.png in a folder) for clipscore.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed; --seed S -n N gives the images a training evaluation with seed S and N samples scored.")
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
-def sample(checkpoint, n, output, labels, guidance, classifier_scale, sampling_steps, seed, device) -> None:
+def sample(checkpoint, n, output, labels, guidance, classifier_scale, sampling_steps, prompt, prompts_file, seed,
+           device) -> None:
     """Write N samples of the model at CHECKPOINT (a training folder: its last checkpoint; or a step-*.json file),
     in its dataset's format (Fashion-MNIST 28x28, digits 8x8), to OUTPUT."""
     wanted = _parse_labels(labels)
+    given = _prompts(prompt, prompts_file)
     loaded = read_checkpoint(checkpoint, device)
     model = loaded.model.eval()
     options = {"guidance": guidance, "classifier_scale": classifier_scale, "sampling_steps": sampling_steps}
     options = {key: value for key, value in options.items() if value is not None}
-    model.check_sample_options(options)  # checked once, before sampling
+    model.check_sample_options({**options, "prompts": given})  # checked once, before sampling
     if wanted is not None:  # checked in full once, not per chunk
         model.check_labels(len(wanted), wanted, None)
-    check_sample_output(output, [checkpoint])
-    chunks = sample_chunks(model, loaded.config["dataset"], n, seed, wanted, **options)
-    height, width, _ = write_samples(output, n, chunks)
+    check_sample_output(output, [checkpoint, *([prompts_file] if prompts_file else [])])
+    per_sample = None if given is None else [given[i % len(given)] for i in range(n)]
+    if given is not None:
+        _warn_truncated(model, given)
+    chunks = sample_chunks(model, loaded.config["dataset"], n, seed, wanted, prompts=given, **options)
+    height, width, _ = write_samples(output, n, chunks, per_sample)
     settings = "".join(f", {key} {value}" for key, value in options.items())
     click.echo(f"wrote {n} samples {height}x{width} of {loaded.config['model']} "
                f"(step {loaded.step}, seed {seed}{settings}) to {printable(output)}")

@@ -1,16 +1,19 @@
-"""Rebuild the shipped statistics and demo images in data_stats/ from Debian's dataset-fashion-mnist and
+"""Rebuild the shipped statistics, demo images and captions in data_stats/ from Debian's dataset-fashion-mnist and
 scikit-learn's digits.
 
     python data_stats/build.py            # everything listed in ENTRIES
-    python data_stats/build.py KEY ...    # only these (file stems: digits, fashion-mnist-test.fashion-cnn, ...)
+    python data_stats/build.py KEY ...    # only these (file stems: digits, fashion-mnist-test.fashion-cnn,
+                                          # fashion-mnist-test.captions, ...)
 
 Each entry is deterministic (fixed seeds), so a rebuild reproduces the files bit for bit on the same
 library versions; index.json records every file's sha256.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -19,7 +22,8 @@ import numpy as np
 
 import genmetrics
 from genmetrics.io.atomic import atomic_write
-from genmetrics.io.idx import fashion_mnist
+from genmetrics.io.fashion_captions import caption_records
+from genmetrics.io.idx import fashion_mnist, fashion_mnist_labels
 from genmetrics.io.statsfile import save_stats
 
 HERE = Path(__file__).resolve().parent
@@ -83,10 +87,33 @@ def build_fashion_mnist(split: str, extractor: str = "inception") -> dict:
                            extractor=extractor)
 
 
+def captions_csv(images: np.ndarray, labels: np.ndarray, split: str) -> bytes:
+    """The captions CSV of ``images``: header ``file,caption``, then one row per image in order, ``file`` its index
+    ("0", "1", ...) and the caption of ``caption_records(images, labels, split)``; UTF-8, "\\n" line ends."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["file", "caption"])
+    writer.writerows((str(i), record.text) for i, record in enumerate(caption_records(images, labels, split)))
+    return text.getvalue().encode("utf-8")
+
+
+def build_test_captions(out_dir: Path = HERE) -> dict:
+    """The captions of the 10,000 Fashion-MNIST test images (genmetrics.io.fashion_captions, split "test"), matched
+    by index to an array of the test images (``genmetrics clipscore TEST.npy data_stats/...captions.csv``)."""
+    images = fashion_mnist("test")
+    out = out_dir / "fashion-mnist-test.captions.csv"
+    with atomic_write(out) as handle:
+        handle.write(captions_csv(images, fashion_mnist_labels("test"), "test"))
+    return {"name": "fashion-mnist-test-captions", "file": out.name,
+            "source": "genmetrics.io.fashion_captions.caption_records(images, labels, 'test') of the Fashion-MNIST "
+                      "test split (Debian dataset-fashion-mnist); file = the image's index", "n": len(images)}
+
+
 # index.json section -> {file stem: builder}; "references" are stats files resolvable by name (one name may
-# have a file per extractor), "demo" the generated side of `genmetrics score` without arguments.
+# have a file per extractor), "demo" the generated side of `genmetrics score` without arguments, "captions" captions
+# files of a split's images.
 ENTRIES = {
-    "demo": {"demo-fashion-mnist-test-300": build_demo_images},
+    "demo": {"fashion-mnist-test-300": build_demo_images},
     "references": {
         "digits": build_digits,
         "fashion-mnist-test": lambda: build_fashion_mnist("test"),
@@ -94,6 +121,7 @@ ENTRIES = {
         "fashion-mnist-test.fashion-cnn": lambda: build_fashion_mnist("test", "fashion-cnn"),
         "fashion-mnist-train.fashion-cnn": lambda: build_fashion_mnist("train", "fashion-cnn"),
     },
+    "captions": {"fashion-mnist-test.captions": build_test_captions},
 }
 
 
@@ -101,7 +129,7 @@ def main(names: list[str]) -> None:
     index_path = HERE / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     for section, builders in ENTRIES.items():
-        entries = {Path(e["file"]).name.removesuffix(".npy").removesuffix(".npz"): e for e in index.get(section, [])}
+        entries = {Path(e["file"]).stem: e for e in index.get(section, [])}
         for key, build in builders.items():
             if names and key not in names:
                 continue

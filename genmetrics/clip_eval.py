@@ -2,15 +2,16 @@
 texts, the scores and their provenance (the formulas are in ``genmetrics.metrics.clip_score``)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from genmetrics.errors import InputError
+from genmetrics.errors import InputError, phrase
 from genmetrics.features.extract import FeatureSet
-from genmetrics.io.captions import as_caption_table, first_names, match_captions
-from genmetrics.io.images import ImageSource
+from genmetrics.io.captions import PROMPTS_KEY, as_caption_table, first_names, match_captions, sample_captions
+from genmetrics.io.images import ImageSource, open_source
 from genmetrics.metrics.clip_score import clip_score as clip_score_values, mean_std, ref_clip_score
 
 if TYPE_CHECKING:
@@ -29,14 +30,30 @@ class MatchedCaptions:
 
     @classmethod
     def of(cls, src: ImageSource, captions: Any, references: Any, prefix: str) -> MatchedCaptions:
-        """Match ``captions`` (and ``references``, several per image) to the items of ``src`` by name or order;
-        InputError naming an image without a caption."""
+        """Match ``captions`` (and ``references``, several per image) to the items of ``src`` by name (or alias)
+        or order; InputError naming an image without a caption."""
         names = [src.name(i) for i in range(len(src))]
+        aliases = [src.aliases(i) for i in range(len(src))]
         table = as_caption_table(captions, names, "captions")
-        matched = [found[0] for found in match_captions(names, table, src.description)]
+        matched = [found[0] for found in match_captions(names, table, src.description, aliases)]
         refs_table = None if references is None else as_caption_table(references, names, "references", multiple=True)
-        refs = None if refs_table is None else match_captions(names, refs_table, src.description)
+        refs = None if refs_table is None else match_captions(names, refs_table, src.description, aliases)
         return cls(matched, refs, table.origin, None if refs_table is None else refs_table.origin, prefix)
+
+
+def given_captions(images: Any, captions: Any) -> Any:
+    """``captions``, or where they are None the captions the sample file ``images`` carries (a .npz with a
+    'prompts' array); InputError saying what to pass when there are none."""
+    found = sample_captions(images) if captions is None else captions
+    if found is None:
+        is_path = isinstance(images, (str, os.PathLike))
+        if is_path and not os.path.exists(images):
+            open_source(images)  # its error: no such file
+        where = repr(str(images)) if is_path else f"the {type(images).__name__}"
+        raise InputError(f"no captions for {where}: pass {phrase('captions=CAPTIONS', 'CAPTIONS')} (a CSV/TSV/JSONL "
+                         f"file or a folder of .txt files), or a .npz of the images with a {PROMPTS_KEY!r} array "
+                         "(one caption per image)")
+    return found
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from genmetrics.clip_eval import ClipScores, MatchedCaptions, clip_scores
+from genmetrics.clip_eval import ClipScores, MatchedCaptions, clip_scores, given_captions
 from genmetrics.features import distributed
 from genmetrics.features.base import FeatureExtractor
 from genmetrics.features.extract import FeatureSet
 from genmetrics.features.registry import ClipConfig, ExtractorConfig, extractor_config
 from genmetrics.io.adm import write_adm_batch
+from genmetrics.io.captions import sample_captions
 from genmetrics.io.images import ImageSource, open_source
 from genmetrics.io.labels import read_labels
 from genmetrics.io.statsfile import Stats, check_output, save_stats
@@ -151,12 +152,12 @@ def score(
     progress: bool = True,
 ) -> Result:
     """Score generated images ``gen`` against reference ``ref``: a ``Result`` of the ``metrics`` with provenance.
-    ``clip_score`` needs no reference but ``captions`` and uses the CLIP model of ``clip_model``/``clip_weights``
-    whatever ``extractor`` is."""
+    ``clip_score`` uses ``captions`` (or a .npz ``gen``'s prompts) and CLIP, whatever ``extractor``; no ``ref``."""
     wanted = parse_metrics(metrics)
     config, clip = resolve_configs(extractor, wanted, dict(
         inception_weights=inception_weights, trust_weights=trust_weights, resize=resize, precision=precision,
         clip_model=clip_model, clip_weights=clip_weights, dinov2_arch=dinov2_arch, dinov2_weights=dinov2_weights))
+    captions = sample_captions(gen) if captions is None and clip is not None else captions  # a sample .npz's prompts
     check_request(wanted, config, has_reference=ref is not None, has_captions=captions is not None,
                   has_train=train is not None, has_labels=labels is not None, optional=optional_metrics(metrics))
     settings = metric_options(options, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
@@ -227,7 +228,7 @@ def _with_realism(done: _Distribution | None, gen_src: ImageSource, rows: list[d
 @documented
 def clip_score(
     images: Any,
-    captions: Any,
+    captions: Any = None,
     references: Any = None,
     *,
     clip_model: str | None = None,
@@ -244,11 +245,12 @@ def clip_score(
     progress: bool = True,
 ) -> Result:
     """CLIPScore of ``images`` with their ``captions`` (and RefCLIPScore with ``references``): the Result holds
-    ``clip_score_mean``/``clip_score_std`` (+ ``ref_clip_score_*``) and ``per_sample`` rows."""
+    ``clip_score_mean``/``clip_score_std`` (+ ``ref_clip_score_*``) and ``per_sample`` rows. Without ``captions``,
+    ``images`` must be a .npz carrying them as a 'prompts' array (one per image)."""
     return score(images, None, "clip_score", extractor="clip", clip_model=clip_model, clip_weights=clip_weights,
-                 captions=captions, references=references, clip_w=w, clip_prefix=prefix, batch_size=batch_size,
-                 device=device, workers=workers, skip_bad=skip_bad, num_samples=num_samples, seed=seed,
-                 cache=cache, progress=progress)
+                 captions=given_captions(images, captions), references=references, clip_w=w, clip_prefix=prefix,
+                 batch_size=batch_size, device=device, workers=workers, skip_bad=skip_bad, num_samples=num_samples,
+                 seed=seed, cache=cache, progress=progress)
 
 
 @documented

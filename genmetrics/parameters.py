@@ -46,7 +46,8 @@ PARAMETERS: dict[str, str] = {
     "dinov2_weights": "the official DINOv2 release checkpoint of dinov2_arch (dinov2_vitl14_pretrain.pth, or a "
                       ".safetensors of it; default $GENMETRICS_DINOV2_WEIGHTS; never downloaded).",
     "captions": "captions of the generated images for clip_score: a CSV/TSV/JSONL file or folder of .txt files "
-                "(genmetrics.io.captions), a mapping image name -> caption, or a list in the images' order.",
+                "(genmetrics.io.captions), a mapping image name -> caption, or a list in the images' order; None: the "
+                "'prompts' array of a sample .npz (the images' own captions, by index).",
     "references": "reference captions for RefCLIPScore, in the forms of captions, several per image.",
     "clip_w": "CLIPScore's w in w * max(0, cos); default 2.5.",
     "w": "CLIPScore's w in w * max(0, cos); default 2.5.",

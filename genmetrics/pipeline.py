@@ -119,7 +119,7 @@ def check_request(wanted: tuple[str, ...], config: ExtractorConfig, *, has_refer
     check_supported(tuple(name for name in wanted if name not in optional), config.name, config.has_logits)
     if not has_captions and any(METRICS[name].needs_captions for name in wanted):
         raise ConfigError(f"metric 'clip_score' needs captions: pass {spell('captions', 'CAPTIONS')} (a CSV/TSV/JSONL "
-                          "file or a folder of .txt files)")
+                          "file or a folder of .txt files), or a .npz of the images with a 'prompts' array")
 
 
 def check_logits(network: FeatureExtractor) -> None:

@@ -82,10 +82,11 @@ def resolve_hparams(model: str, defaults: Mapping[str, Any], choices: Mapping[st
 
 
 def init_weights(module: nn.Module, generator: torch.Generator, std: float | None = None) -> None:
-    """Redraw every conv, linear, embedding and batch-norm parameter of ``module`` from ``generator``.
+    """Redraw every conv, linear, attention, embedding and batch-norm parameter of ``module`` from ``generator``.
 
     ``std`` given: weights and embeddings ~ N(0, std) and batch-norm scales ~ N(1, std), biases 0 (the DCGAN
-    recipe); ``std=None``: PyTorch's default (Kaiming-uniform weights, uniform biases, N(0, 1) embeddings), seeded.
+    recipe); ``std=None``: PyTorch's default (Kaiming-uniform weights, uniform biases, N(0, 1) embeddings, Xavier-uniform
+    attention input projections), seeded.
     """
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -99,6 +100,12 @@ def init_weights(module: nn.Module, generator: torch.Generator, std: float | Non
                     fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
                     bound = 1 / math.sqrt(fan_in)
                     nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        elif isinstance(layer, nn.MultiheadAttention):  # its input projections are bare parameters
+            for weight in (layer.in_proj_weight, layer.q_proj_weight, layer.k_proj_weight, layer.v_proj_weight):
+                if weight is not None:
+                    nn.init.xavier_uniform_(weight, generator=generator)
+            if layer.in_proj_bias is not None:
+                nn.init.zeros_(layer.in_proj_bias)
         elif isinstance(layer, nn.Embedding):
             nn.init.normal_(layer.weight, 0.0, 1.0 if std is None else std, generator=generator)
         elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -127,6 +134,8 @@ class Generator(nn.Module, abc.ABC):
     sample_options: ClassVar[dict[str, type]] = {}
     """Keyword options of ``sample`` (and ``generate``) by name, with their types; none by default."""
     init_std: ClassVar[float | None] = None  # see init_weights
+    datasets: ClassVar[tuple[str, ...] | None] = None
+    """The training datasets the model supports (None: every dataset)."""
 
     def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
                  generator: torch.Generator | None = None) -> None:

@@ -120,7 +120,8 @@ def ddim_times(timesteps: int, steps: int) -> list[int]:
     return [i * timesteps // steps for i in range(steps, 0, -1)]
 
 
-def ddim_update(x_t: torch.Tensor, t: int, t_next: int, eps: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+def ddim_update(x_t: torch.Tensor, t: int, t_next: int, eps: torch.Tensor, schedule: Schedule,
+                clip: bool = True) -> torch.Tensor:
     """DDIM with eta = 0 from time t to t_next < t (t_next = 0: the final image): x_t, eps (N, ...) -> x_{t_next}:
     ``sqrt(abar_{t_next}) x0^ + sqrt(1 - abar_{t_next}) eps^``, where ``x0^ = (x_t - sqrt(1 - abar_t) eps) /
     sqrt(abar_t)`` clipped to the data range [-1, 1] and ``eps^ = (x_t - sqrt(abar_t) x0^) / sqrt(1 - abar_t)`` the
@@ -128,10 +129,12 @@ def ddim_update(x_t: torch.Tensor, t: int, t_next: int, eps: torch.Tensor, sched
     cosine schedule's abar_T ~ 2e-9 turns an eps error of 0.01 at t = T into an x0^ error of ~200. Without the
     recomputed eps^, the step mixes a clipped x0^ with the unclipped eps, inconsistent with x_t wherever the clip
     acts: with classifier-free guidance w = 2 that drove 58% of the shipped model's samples out of their class
-    (README, "Guidance")."""
+    (README, "Guidance"). ``clip=False`` (latents, which have no data range): x0^ unclipped, eps^ = eps."""
     alpha_bar, alpha_bar_next = schedule.alpha_bar(t).item(), schedule.alpha_bar(t_next).item()
-    x0 = ((x_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)).clamp(-1, 1)
-    eps = (x_t - math.sqrt(alpha_bar) * x0) / math.sqrt(1 - alpha_bar)
+    x0 = (x_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+    if clip:
+        x0 = x0.clamp(-1, 1)
+        eps = (x_t - math.sqrt(alpha_bar) * x0) / math.sqrt(1 - alpha_bar)
     return math.sqrt(alpha_bar_next) * x0 + math.sqrt(1 - alpha_bar_next) * eps
 
 

@@ -9,7 +9,7 @@ import itertools
 import os
 import shutil
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,12 +42,17 @@ def check_sample_output(output: str | os.PathLike, inputs: Iterable[str | os.Pat
         check_parent(target)
 
 
-def write_samples(output: str | os.PathLike, n: int,
-                  chunks: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> tuple[int, ...]:
+def write_samples(output: str | os.PathLike, n: int, chunks: Iterable[tuple[np.ndarray, np.ndarray | None]],
+                  prompts: Sequence[str] | None = None) -> tuple[int, ...]:
     """Stream ``n`` samples, given as chunks of (B, H, W, C) uint8 images and (B,) int64 labels or None, to
-    ``output``: a ``.npz`` ('images' (n, H, W, C) [+ 'labels' (n,)]), a ``.npy`` (the images) or a new folder of
-    PNGs. Only one chunk is held at a time; the output appears complete or not at all. InputError before the
-    first write if the output's file system lacks the room the images need. Returns one image's shape (H, W, C)."""
+    ``output``: a ``.npz`` ('images' (n, H, W, C) [+ 'labels' (n,)] [+ 'prompts' (n,) unicode]), a ``.npy`` (the
+    images) or a new folder of PNGs (with ``prompts``: ``000000.txt`` beside ``000000.png``, the captions-folder
+    format ``genmetrics clipscore`` reads). Only one chunk is held at a time; the output appears complete or not
+    at all. InputError before the first write if the output's file system lacks the room the images need, or for
+    ``prompts`` with a ``.npy`` output. Returns one image's shape (H, W, C)."""
+    if prompts is not None and (len(prompts) != n or Path(output).suffix == ".npy"):
+        raise InputError(f"the prompts of {n} samples need one prompt per sample and a .npz or folder output (a "
+                         f".npy holds images only); got {len(prompts)} prompts, output {str(output)!r}")
     chunks = iter(chunks)
     first = next(chunks)
     needed = n * first[0][0].nbytes
@@ -63,9 +68,9 @@ def write_samples(output: str | os.PathLike, n: int,
             if target.suffix == ".npy":
                 _write_npy_rows(handle, n, first[0], (images for images, _ in everything))
             else:
-                _write_npz_rows(handle, n, first[0], everything)
+                _write_npz_rows(handle, n, first[0], everything, prompts)
     else:
-        _write_png_folder(target, (image for images, _ in everything for image in images))
+        _write_png_folder(target, (image for images, _ in everything for image in images), prompts)
     return first[0].shape[1:]
 
 
@@ -85,9 +90,9 @@ def _write_npy_rows(handle: BinaryIO, n: int, like: np.ndarray, batches: Iterabl
         raise InputError(f"expected {n} samples, the sampler gave {written}")
 
 
-def _write_npz_rows(handle: BinaryIO, n: int, like: np.ndarray,
-                    chunks: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> None:
-    """An uncompressed .npz with 'images' streamed chunk by chunk and 'labels' (when given) after them."""
+def _write_npz_rows(handle: BinaryIO, n: int, like: np.ndarray, chunks: Iterable[tuple[np.ndarray, np.ndarray | None]],
+                    prompts: Sequence[str] | None = None) -> None:
+    """An uncompressed .npz with 'images' streamed chunk by chunk, 'labels' (when given) and 'prompts' after them."""
     labels: list[np.ndarray] = []
 
     def images() -> Iterator[np.ndarray]:
@@ -101,14 +106,18 @@ def _write_npz_rows(handle: BinaryIO, n: int, like: np.ndarray,
             _write_npy_rows(member, n, like, images())
         if labels:
             archive.writestr("labels.npy", npy_bytes(np.concatenate(labels)))
+        if prompts is not None:
+            archive.writestr("prompts.npy", npy_bytes(np.array(list(prompts), dtype=str)))
 
 
-def _write_png_folder(target: Path, images: Iterable[np.ndarray]) -> None:
-    """Write (H, W, 1) uint8 images as ``target/000000.png``, ...; the folder appears complete or not at all
-    (:func:`genmetrics.io.atomic.atomic_folder`)."""
+def _write_png_folder(target: Path, images: Iterable[np.ndarray], prompts: Sequence[str] | None = None) -> None:
+    """Write (H, W, 1) uint8 images as ``target/000000.png``, ... (and each prompt as ``000000.txt``, UTF-8); the
+    folder appears complete or not at all (:func:`genmetrics.io.atomic.atomic_folder`)."""
     with atomic_folder(target) as tmp:
         for i, image in enumerate(images):
             (tmp / f"{i:06d}.png").write_bytes(png_bytes(image))
+            if prompts is not None:
+                (tmp / f"{i:06d}.txt").write_text(prompts[i] + "\n", encoding="utf-8")
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

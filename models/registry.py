@@ -11,11 +11,12 @@ from genmetrics_models.base import Generator
 from genmetrics_models.diffusion import DDPM
 from genmetrics_models.gan import CGAN, DCGAN, WGAN, WGANGP
 from genmetrics_models.pixelcnn import PixelCNN
+from genmetrics_models.t2i import T2I
 from genmetrics_models.vae import AE, VAE
 from genmetrics_models.vqvae import VQVAE
 
 MODELS: dict[str, type[Generator]] = {cls.name: cls for cls in (DCGAN, CGAN, WGAN, WGANGP, AE, VAE, PixelCNN, VQVAE,
-                                                                DDPM)}
+                                                                DDPM, T2I)}
 
 
 def model_class(name: str) -> type[Generator]:

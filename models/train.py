@@ -35,7 +35,7 @@ from genmetrics_models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from genmetrics_models.data import REFERENCES, load_dataset, native
+from genmetrics_models.data import REFERENCES, check_dataset, load_dataset, native
 from genmetrics_models.files import png_bytes, write_bytes
 from genmetrics_models.registry import build_model, model_class
 
@@ -85,13 +85,15 @@ def sampler(model: Generator, dataset: str) -> Callable[[int, torch.Generator], 
 
 
 def sample_chunks(model: Generator, dataset: str, n: int, seed: int, labels: Sequence[int] | None = None,
-                  **options: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+                  prompts: Sequence[str] | None = None, **options: Any
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """``n`` samples in chunks of ``genmetrics.seeding.CHUNK``: (size, H, W, 1) uint8 images in the format of
     ``dataset`` (a name) and their labels (size,) int64 for a conditional model, chunk k drawn from
     ``chunk_generator(seed, k)``: the scheme genmetrics.score uses for a generator callable, so ``draw`` returns the
     images an evaluation scored.
     ``labels``: repeated cyclically over the samples; default (conditional models) uniform random labels, the
-    first draw from each chunk's generator. ``options``: the model's sampling options (``Generator.sample``)."""
+    first draw from each chunk's generator. ``prompts`` (t2i): repeated cyclically over the samples, each chunk
+    given its own. ``options``: the model's sampling options (``Generator.sample``)."""
     for k, start in enumerate(range(0, n, CHUNK)):
         size = min(CHUNK, n - start)
         generator = chunk_generator(seed, k)
@@ -100,6 +102,8 @@ def sample_chunks(model: Generator, dataset: str, n: int, seed: int, labels: Seq
             chunk_labels = torch.tensor([labels[i % len(labels)] for i in range(start, start + size)])
         elif model.conditional:
             chunk_labels = torch.randint(model.num_classes, (size,), generator=generator)
+        if prompts is not None:
+            options = {**options, "prompts": tuple(prompts[i % len(prompts)] for i in range(start, start + size))}
         images = native(dataset, model.sample(size, generator, chunk_labels, **options).numpy())
         yield images, None if chunk_labels is None else chunk_labels.numpy().astype(np.int64)
 
@@ -222,6 +226,15 @@ def _check_training_memory(model_name: str, hparams: Mapping[str, Any]) -> None:
                           f"this machine's {total / 2**30:,.1f} GiB; lower its sizes ({spell('hparams', '...')})")
 
 
+def _supported_dataset(model_name: str, dataset: str) -> str:
+    """``dataset`` if ``model_name`` trains on it; ConfigError naming the ones it supports otherwise."""
+    supported = model_class(model_name).datasets
+    if supported is not None and check_dataset(dataset) not in supported:
+        raise ConfigError(f"model {model_name!r} trains on {', '.join(supported)} only, not {dataset!r}; leave out "
+                          f"{spell('dataset', dataset)}")
+    return dataset
+
+
 def _resolved_hparams(model_name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     """The hyper-parameters of ``model_name`` with ``hparams`` over its defaults; ConfigError for a bad one."""
     cls = model_class(model_name)
@@ -329,7 +342,7 @@ def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | 
         seed = 0 if seed is None else seed
         _resolved_hparams(model_name, hparams)  # a bad hyper-parameter is refused before the dataset is read
         _check_training_memory(model_name, hparams)
-        data = load_dataset(dataset or "fashion-mnist")
+        data = load_dataset(_supported_dataset(model_name, dataset or "fashion-mnist"))
         generator = torch.Generator().manual_seed(seed)
         model = build_model(model_name, hparams, num_classes=data.num_classes, generator=generator).to(options.device)
         step, history = 0, History()

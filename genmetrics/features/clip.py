@@ -26,6 +26,13 @@ embeddings from ``encode_text`` are L2-normalised too. The ExtractorSpec records
 name (``clip-ViT-B-32``, or ``clip-<config stem>-<config sha256[:8]>`` for a JSON config), the weights'
 sha256, and the preprocessing in ``resize`` (``clip-preprocess``, with the sha256[:8] of the
 preprocessing config appended when it differs from open_clip's defaults).
+
+``fashion-clip`` (``--clip-model fashion-clip``) is the shipped domain CLIP: the open_clip config
+``fashion_clip.json`` beside this module (a ViT with 4x4 patches on 28x28 inputs, a 3-layer text transformer,
+24-token context) with the weights ``fashion_clip.safetensors`` (float16, trained by
+``data_stats/train_fashion_clip.py`` on Fashion-MNIST captions), whose sha256 is checked on every load. It needs no
+``--clip-weights`` (``$GENMETRICS_CLIP_WEIGHTS`` is not used for it; an explicit ``--clip-weights`` file of the same
+architecture, e.g. a retrained one, is used instead and recorded by its sha256).
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+from open_clip.transformer import text_global_pool
 from PIL import Image
 
 from genmetrics.config import ExtractorSpec
@@ -54,6 +62,10 @@ DEFAULT_CLIP_MODEL = "ViT-B-32"
 CLIP_PREPROCESS = "clip-preprocess"
 _SCHEMAS = ("hf-hub:", "local-dir:")
 _HF_TEXT_KEYS = ("hf_model_name", "hf_tokenizer_name")
+FASHION_CLIP = "fashion-clip"
+FASHION_CLIP_CONFIG = Path(__file__).with_name("fashion_clip.json")
+FASHION_CLIP_WEIGHTS = Path(__file__).with_name("fashion_clip.safetensors")
+FASHION_CLIP_SHA256 = "70b9ccd3540550808962d33ad555024cf3887a14493fbb1803998faa61ffd9ca"
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,9 @@ def resolve_clip_model(model: str) -> ClipModelConfig:
         raise ConfigError(f"{spell('clip_model', repr(model))}: open_clip's hub/folder schemas are not used; pass "
                           f"{spell('clip_model', 'PATH/open_clip_config.json')} and "
                           f"{spell('clip_weights', 'PATH/<checkpoint file>')}")
+    if model == FASHION_CLIP:
+        loaded = json.loads(FASHION_CLIP_CONFIG.read_text(encoding="utf-8"))
+        return ClipModelConfig(FASHION_CLIP, FASHION_CLIP, loaded["model_cfg"], loaded["preprocess_cfg"])
     path = Path(model).expanduser()
     if path.suffix.lower() == ".json" or path.is_file():
         try:
@@ -111,9 +126,25 @@ def resolve_clip_model(model: str) -> ClipModelConfig:
     return config
 
 
-def resolve_clip_weights(path: str | os.PathLike | None = None) -> WeightsFile:
+def shipped_fashion_clip_weights() -> WeightsFile:
+    """The shipped fashion-clip weights, their sha256 checked (WeightsError naming the file otherwise)."""
+    how = "reinstall genmetrics to restore it, or retrain it with data_stats/train_fashion_clip.py and pass it as " \
+        f"{spell('clip_weights', 'PATH')}"
+    problem = not_a_weights_file(FASHION_CLIP_WEIGHTS)
+    if problem:
+        raise WeightsError(f"the shipped fashion-clip weights {str(FASHION_CLIP_WEIGHTS)!r} {problem}; {how}")
+    sha = sha256_file(FASHION_CLIP_WEIGHTS)
+    if sha != FASHION_CLIP_SHA256:
+        raise WeightsError(f"the shipped fashion-clip weights {str(FASHION_CLIP_WEIGHTS)!r} have sha256 {sha}, "
+                           f"expected {FASHION_CLIP_SHA256}; {how}")
+    return WeightsFile(path=FASHION_CLIP_WEIGHTS, sha256=sha, kind="safetensors", verified=True)
+
+
+def resolve_clip_weights(path: str | os.PathLike | None = None, model: str | None = None) -> WeightsFile:
     """``clip_weights`` (``--clip-weights``) or ``$GENMETRICS_CLIP_WEIGHTS``: an existing local checkpoint file,
-    never a download."""
+    never a download. For ``model`` fashion-clip without a path: the shipped weights."""
+    if path is None and model == FASHION_CLIP:
+        return shipped_fashion_clip_weights()
     origin = spell("clip_weights", "...")
     if path is None:
         path, origin = os.environ.get(CLIP_WEIGHTS_ENV) or None, f"${CLIP_WEIGHTS_ENV}"
@@ -137,7 +168,7 @@ def resolve_clip_weights(path: str | os.PathLike | None = None) -> WeightsFile:
     return WeightsFile(path=resolved, sha256=sha256_file(resolved), kind=kind, verified=False)
 
 
-def _build_model(config: ClipModelConfig) -> torch.nn.Module:
+def build_clip_model(config: ClipModelConfig) -> torch.nn.Module:
     """The open_clip model class create_model would pick for ``config``, randomly initialised."""
     cfg = copy.deepcopy(config.model_cfg)
     custom_text = cfg.pop("custom_text", False)
@@ -182,9 +213,9 @@ class ClipExtractor:
     def __init__(self, model: str = DEFAULT_CLIP_MODEL, weights: str | None = None, *,
                  device: torch.device | str = "cpu") -> None:
         self.config = resolve_clip_model(model)
-        self.weights = resolve_clip_weights(weights)
+        self.weights = resolve_clip_weights(weights, model)
         self.weights_path = str(self.weights.path)
-        self.net = _build_model(self.config)
+        self.net = build_clip_model(self.config)
         load_clip_weights(self.net, self.weights, self.config)
         self.net.eval()
         image_size = _square_size(getattr(self.net.visual, "image_size", None)
@@ -234,6 +265,19 @@ class ClipExtractor:
     def is_truncated(self, caption: str) -> bool:
         """Whether ``caption`` has more tokens than fit the text context (with start and end tokens)."""
         return len(self.tokenizer.encode(caption)) + 2 > self.context_length
+
+    @torch.inference_mode()
+    def encode_text_tokens(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Captions (truncated to the context) -> the text transformer's final-norm token states (N, L, width),
+        the mask of real tokens (N, L) bool (start, words, end) and the L2-normalised text embeddings (N, E)
+        that ``encode_text`` returns; L is the context length. For conditioning a generator on text."""
+        net, tokens = self.net, self.tokenizer(captions).to(self.device)
+        states = net.token_embedding(tokens) + net.positional_embedding
+        states = net.ln_final(net.transformer(states, attn_mask=net.attn_mask))
+        pooled = text_global_pool(states, tokens, net.text_pool_type)
+        pooled = net.text_projection(pooled) if isinstance(net.text_projection, torch.nn.Linear) else \
+            pooled @ net.text_projection
+        return states, tokens != 0, F.normalize(pooled.float(), dim=-1)
 
     @torch.inference_mode()
     def encode_text(self, captions: list[str], batch_size: int = 32) -> np.ndarray:

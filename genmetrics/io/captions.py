@@ -13,7 +13,14 @@ Formats (UTF-8, a byte-order mark is ignored):
 
 Matching: a caption's file name is compared with each image's name in its source (the relative POSIX path
 inside a folder or zip), first as is, then without the image's extension; so ``cat.png`` and ``cat``
-both name ``cat.png``. Names are stripped, ``\\`` becomes ``/`` and a leading ``./`` is dropped.
+both name ``cat.png``. An image of a ``.npy``/``.npz`` array also answers to its index in the array: ``17`` names
+``x.npz['images'][17]`` (``ImageSource.aliases``). Names are stripped, ``\\`` becomes ``/`` and a leading ``./``
+is dropped.
+
+Sample files: a ``.npz`` of images may carry their captions as a 1-D numpy string array under the key ``prompts``
+(one per image, by index; :func:`read_prompts_array`), used when no captions are given.
+
+Prompt files (``genmetrics sample --prompts``, :func:`read_prompt_file`): UTF-8 text, one prompt per non-blank line.
 
 Reference captions (RefCLIPScore) use the same formats, with several captions per image: a file name may
 repeat over rows, a JSONL caption may be a list of strings, and each non-empty line of a ``.txt`` file is
@@ -26,25 +33,34 @@ import io
 import json
 import os
 import posixpath
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from genmetrics.errors import InputError
+from genmetrics.io.images import open_source
 
 FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_file", "path", "name")
 CAPTION_COLUMNS = ("caption", "text", "prompt")
 FORMATS = ".csv, .tsv, .jsonl, or a folder of .txt files"
+PROMPTS_KEY = "prompts"
+"""The key of the captions array in a sample ``.npz`` (beside its ``images``)."""
 _SHOWN = 5  # names listed in an error message
 
 
 @dataclass(frozen=True)
 class CaptionTable:
-    """Captions by image name, as read from ``origin``; ``captions[name]`` holds one or more strings."""
+    """Captions by image name, as read from ``origin``; ``captions[name]`` holds one or more strings.
+    ``exhaustive``: every caption must name an image (False for the prompts of a sample file, of which a subset of
+    its images uses some)."""
 
     origin: str
     captions: dict[str, list[str]]
+    exhaustive: bool = True
 
 
 def first_names(names: Sequence[str]) -> str:
@@ -60,14 +76,14 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, what: str = "captions file") -> str:
+    """The UTF-8 text of ``path`` (a byte-order mark dropped); InputError naming ``what`` and the file otherwise."""
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"captions file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-                         ) from None
+        raise InputError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
-        raise InputError(f"cannot read captions file {str(path)!r}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def _pick(keys: Sequence[str], wanted: tuple[str, ...]) -> int | None:
@@ -177,16 +193,21 @@ def read_captions(path: str | os.PathLike, *, multiple: bool = False) -> Caption
     return CaptionTable(origin=str(source), captions=captions)
 
 
-def match_captions(names: Sequence[str], table: CaptionTable, images: str) -> list[list[str]]:
+def match_captions(names: Sequence[str], table: CaptionTable, images: str,
+                   aliases: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
     """The captions of each image name (in order), from ``table``; ``images`` describes the source in messages.
+    A caption names an image by its name, its name without extension, or one of its ``aliases`` (per image, e.g.
+    an array item's index, from ``ImageSource.aliases``).
 
-    Images without a caption and captions that name no image are InputErrors listing the first few.
+    Images without a caption and, where ``table.exhaustive``, captions that name no image are InputErrors listing
+    the first few.
     """
     used: set[str] = set()
     matched: list[list[str]] = []
     missing: list[str] = []
-    for name in names:
-        key = next((k for k in (name, posixpath.splitext(name)[0]) if k in table.captions), None)
+    for i, name in enumerate(names):
+        keys = (name, posixpath.splitext(name)[0], *(aliases[i] if aliases is not None else ()))
+        key = next((k for k in keys if k in table.captions), None)
         if key is None:
             missing.append(name)
         else:
@@ -195,7 +216,7 @@ def match_captions(names: Sequence[str], table: CaptionTable, images: str) -> li
     if missing:
         raise InputError(f"{len(missing)} image(s) in {images!r} have no caption in {table.origin!r}: "
                          f"{first_names(missing)}; add their captions or remove the images")
-    unused = [key for key in table.captions if key not in used]
+    unused = [key for key in table.captions if key not in used] if table.exhaustive else []
     if unused:
         raise InputError(f"{len(unused)} caption(s) in {table.origin!r} name no image in {images!r}: "
                          f"{first_names(unused)}; fix the file names (relative to the image folder) or remove "
@@ -205,7 +226,9 @@ def match_captions(names: Sequence[str], table: CaptionTable, images: str) -> li
 
 def as_caption_table(captions: Any, names: Sequence[str], what: str, *, multiple: bool = False) -> CaptionTable:
     """Captions given to the Python API: a path (read with ``read_captions``), a mapping name -> caption(s), or
-    a sequence of captions (or, with ``multiple``, of lists of captions) in the images' order."""
+    a sequence of captions (or, with ``multiple``, of lists of captions) in the images' order; a CaptionTable as is."""
+    if isinstance(captions, CaptionTable):
+        return captions
     if isinstance(captions, (str, os.PathLike)):
         return read_captions(captions, multiple=multiple)
     if isinstance(captions, Mapping):
@@ -229,3 +252,64 @@ def as_caption_table(captions: Any, names: Sequence[str], what: str, *, multiple
         raise InputError(f"{what}: {len(empty)} empty or non-string caption(s): {first_names(empty)}; every image "
                          "needs a non-empty caption")
     return CaptionTable(origin=what, captions=table)
+
+
+def read_prompts_array(path: str | os.PathLike) -> list[str] | None:
+    """The captions a sample ``.npz`` carries: its array ``prompts`` (one per image, by index), stripped; None when
+    ``path`` is no .npz file or holds no such array. InputError naming the file and key unless it is a 1-D numpy
+    unicode array (``<U..``) as long as the file's images, without empty strings."""
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() != ".npz" or not zipfile.is_zipfile(path):
+        return None
+    what = f"array {PROMPTS_KEY!r} of {path!r}"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if PROMPTS_KEY not in npz.files:
+                return None
+            prompts = npz[PROMPTS_KEY]
+    except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise InputError(f"cannot read {what}: {exc}; check that it is a complete .npz file") from None
+        raise InputError(f"{what} is an object array, never loaded (it would need pickle); save the prompts as a "
+                         "string array, np.array(prompts, dtype=str)") from None
+    except Exception as exc:  # a malformed member: BadZipFile, OSError, EOFError, ...
+        raise InputError(f"cannot read {what}: {type(exc).__name__}: {exc}; check that it is a complete .npz file"
+                         ) from None
+    if prompts.ndim != 1 or prompts.dtype.kind != "U":
+        raise InputError(f"{what} is {prompts.dtype} of shape {prompts.shape}; save the prompts as a 1-D string "
+                         "array, np.array(prompts, dtype=str), one per image")
+    count = len(open_source(path))
+    if len(prompts) != count:
+        raise InputError(f"{what} holds {len(prompts)} prompts for the file's {count} images; save one prompt per "
+                         "image, in the images' order")
+    texts = [text.strip() for text in prompts.tolist()]
+    empty = [str(index) for index, text in enumerate(texts) if not text]
+    if empty:
+        raise InputError(f"{what}: {len(empty)} empty prompt(s), at index {first_names(empty)}; every image needs a "
+                         "non-empty prompt")
+    return texts
+
+
+def sample_captions(images: Any) -> CaptionTable | None:
+    """The captions a sample file ``images`` carries (:func:`read_prompts_array`), by image index (a table that a
+    subset of the file's images may use in part); None for any other source."""
+    prompts = read_prompts_array(images) if isinstance(images, (str, os.PathLike)) else None
+    if prompts is None:
+        return None
+    return CaptionTable(f"{os.fspath(images)}[{PROMPTS_KEY!r}]", {str(i): [text] for i, text in enumerate(prompts)},
+                        exhaustive=False)
+
+
+def read_prompt_file(path: str | os.PathLike) -> list[str]:
+    """The prompts of a text file: UTF-8 (a byte-order mark ignored), one prompt per non-blank line, stripped.
+    InputError naming the file when it is missing, not UTF-8 (with the byte offset) or has no prompt."""
+    source = Path(path)
+    if not source.exists():
+        raise InputError(f"prompts file {str(source)!r} does not exist; pass a UTF-8 text file with one prompt per "
+                         "line")
+    text = _read_text(source, "prompts file")
+    prompts = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    prompts = [prompt for prompt in prompts if prompt]
+    if not prompts:
+        raise InputError(f"prompts file {str(source)!r} has no prompts; put one prompt per line")
+    return prompts

@@ -186,6 +186,10 @@ class ImageSource(abc.ABC):
     def name(self, index: int) -> str:
         """A short name of image ``index`` for messages and per-sample reports."""
 
+    def aliases(self, index: int) -> tuple[str, ...]:
+        """Other names a captions file may give image ``index`` (besides :meth:`name`); none by default."""
+        return ()
+
     @abc.abstractmethod
     def load(self, index: int) -> np.ndarray:
         """Image ``index`` as a new ``(H, W, 3)`` uint8 RGB array; raises DecodeError naming the file."""
@@ -346,6 +350,10 @@ class ArraySource(ImageSource):
 
     def name(self, index: int) -> str:
         return f"{self._label}[{self._source_index(index)}]"
+
+    def aliases(self, index: int) -> tuple[str, ...]:
+        """The item's index in its array as a decimal string ("17" for ``name`` "x.npz['images'][17]")."""
+        return (str(self._source_index(index)),)
 
     def load(self, index: int) -> np.ndarray:
         rgb = to_rgb_uint8(self._item(index))

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import genmetrics
 from genmetrics_cli.main import cli
-from genmetrics.errors import ConfigError
+from genmetrics.errors import ConfigError, InputError
 from genmetrics.features.weights import sha256_file
 from genmetrics.metrics.cmmd import cmmd
 from tests.clip_model import open_clip_reference, reference_clip_scores
@@ -191,3 +191,53 @@ def test_skip_bad_leaves_undecodable_images_out(tmp_path, tiny_clip):
     result = genmetrics.clip_score(str(tmp_path / "imgs"), captions, skip_bad=True, **kwargs)
     assert [row["file"] for row in result.per_sample] == ["img_0000.png", "img_0001.png", "img_0002.png"]
     assert result.provenance["generated"]["n_skipped"] == 1
+
+
+def _metrics(*args: str) -> dict:
+    result = run("clipscore", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_an_array_file_takes_captions_named_by_index(data, tiny_clip, tmp_path):
+    np.save(tmp_path / "samples.npy", random_images(N, size=40, seed=21))
+    with open(tmp_path / "by_index.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("file", "caption"), *((str(i), CAPTIONS[i]) for i in reversed(range(N)))])
+    by_index = _metrics(str(tmp_path / "samples.npy"), str(tmp_path / "by_index.csv"), *_clip_args(tiny_clip))
+    by_name = _metrics(str(data / "imgs"), str(data / "captions.csv"), *_clip_args(tiny_clip))
+    assert by_index["metrics"] == pytest.approx(by_name["metrics"], abs=1e-12)
+
+
+def test_without_captions_a_sample_npz_gives_its_prompts(data, tiny_clip, tmp_path):
+    path = tmp_path / "samples.npz"
+    np.savez(path, images=random_images(N, size=40, seed=21), prompts=np.array(CAPTIONS), labels=np.arange(N))
+    out = tmp_path / "rows.csv"
+    printed = _metrics(str(path), "--per-sample", str(out), *_clip_args(tiny_clip))
+    by_name = _metrics(str(data / "imgs"), str(data / "captions.csv"), *_clip_args(tiny_clip))
+    assert printed["metrics"] == pytest.approx(by_name["metrics"], abs=1e-12)
+    assert printed["provenance"]["clip_score"]["captions"] == f"{path}['prompts']"
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["file"] for row in rows] == [f"samples.npz['images'][{i}]" for i in range(N)]
+    assert [row["caption"] for row in rows] == CAPTIONS
+    kwargs = {"clip_model": tiny_clip[0], "clip_weights": tiny_clip[1], "progress": False}
+    scored = genmetrics.score(str(path), None, "clip_score", **kwargs)  # score's captions=None reads them too
+    assert scored.metrics == pytest.approx(by_name["metrics"], abs=1e-12)
+    subset = genmetrics.clip_score(str(path), num_samples=3, seed=5, **kwargs)
+    picked = [int(row["file"].split("[")[-1][:-1]) for row in subset.per_sample]
+    assert len(picked) == 3 and [row["caption"] for row in subset.per_sample] == [CAPTIONS[i] for i in picked]
+
+
+def test_without_captions_other_sources_and_bad_prompts_are_one_line_errors(data, tiny_clip, tmp_path):
+    result = run("clipscore", str(data / "imgs"), *_clip_args(tiny_clip))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"error: no captions for '{data / 'imgs'}': pass CAPTIONS (a CSV/TSV/JSONL file or a folder of .txt " \
+           "files), or a .npz of the images with a 'prompts' array" in result.stderr
+    with pytest.raises(InputError, match=r"no captions for the ndarray: pass captions=CAPTIONS"):
+        genmetrics.clip_score(random_images(2), clip_model=tiny_clip[0], clip_weights=tiny_clip[1])
+    with pytest.raises(InputError, match=r"no such file or folder: '.*missing\.npz'; check the path"):
+        genmetrics.clip_score(str(tmp_path / "missing.npz"), clip_model=tiny_clip[0], clip_weights=tiny_clip[1])
+    np.savez(tmp_path / "short.npz", images=random_images(3), prompts=np.array(["a", "b"]))
+    short = run("clipscore", str(tmp_path / "short.npz"), *_clip_args(tiny_clip))
+    assert short.exit_code == 2 and len(short.stderr.strip().splitlines()) == 1
+    assert f"array 'prompts' of '{tmp_path / 'short.npz'}' holds 2 prompts for the file's 3 images" in short.stderr

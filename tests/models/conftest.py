@@ -19,6 +19,7 @@ TINY = {
     "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 8},
     "vqvae": {"width": 8, "codes": 16, "code_dim": 4, "prior_channels": 8, "prior_layers": 2, "batch_size": 8},
     "ddpm": {"channels": 8, "timesteps": 10, "sampling_steps": 0, "classifier_width": 8, "batch_size": 8},
+    "t2i": {"channels": 8, "timesteps": 10, "sampling_steps": 0, "batch_size": 8},
 }
 
 

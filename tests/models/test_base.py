@@ -11,7 +11,7 @@ from tests.models.conftest import TINY, assert_uint8_images, seeded
 
 
 def test_registry_names_are_the_contract():
-    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae", "ddpm"]
+    assert list(MODELS) == ["dcgan", "cgan", "wgan", "wgan-gp", "ae", "vae", "pixelcnn", "vqvae", "ddpm", "t2i"]
     with pytest.raises(ConfigError, match=r"unknown model 'gan'; choose one of dcgan, cgan, wgan, wgan-gp, ae, vae, "
                                           r"pixelcnn, vqvae, ddpm"):
         build_model("gan")

@@ -25,6 +25,7 @@ from PIL import Image
 import genmetrics
 from genmetrics.errors import InputError, MetricError, StatsError
 from genmetrics.features.extract import extract_features
+from genmetrics.io.captions import read_prompt_file
 from genmetrics.io import images
 from genmetrics.io.images import open_source
 from genmetrics.io.statsfile import Stats, save_stats
@@ -329,6 +330,52 @@ def test_nan_or_inf_in_array_input(tmp_path, monkeypatch, tiny):
     assert_one_line_error(run("score", folder, folder, *TINY), "NaN/inf features for 'img_0000.png'",
                           "weights are broken")
     assert not list(tiny.glob("*/??/*.npz"))  # never cached
+
+
+# --- captions and prompts ----------------------------------------------------------------------------------------
+
+
+def _clip(tiny_clip: tuple[str, str]) -> tuple[str, ...]:
+    return ("--clip-model", tiny_clip[0], "--clip-weights", tiny_clip[1], "--no-progress")
+
+
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf\n  \n\t\r\n"], ids=["zero-byte", "blank-lines"])
+def test_empty_prompt_file(tmp_path, content):
+    """The prompts of `genmetrics sample --prompts` (read_prompt_file): no non-blank line is an error, not 0 samples."""
+    (tmp_path / "prompts.txt").write_bytes(content)
+    with pytest.raises(InputError, match=r"prompts file '.*prompts\.txt' has no prompts; put one prompt per line") \
+            as caught:
+        read_prompt_file(tmp_path / "prompts.txt")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("content, offset", [(b"a red square\ncaf\xe9\n", 16), ("one\ntwo".encode("utf-16"), 0)],
+                         ids=["latin-1", "utf-16"])
+def test_non_utf8_prompt_file(tmp_path, content, offset):
+    (tmp_path / "prompts.txt").write_bytes(content)
+    with pytest.raises(InputError, match=rf"prompts file '.*prompts\.txt' is not UTF-8 text \(byte {offset}\); save "
+                                         "it as UTF-8") as caught:
+        read_prompt_file(tmp_path / "prompts.txt")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("count", [2, 5])
+def test_prompts_array_of_wrong_length_in_a_sample_npz(tmp_path, tiny_clip, count):
+    np.savez(tmp_path / "samples.npz", images=random_images(4), prompts=np.array([f"p{i}" for i in range(count)]),
+             labels=np.arange(4))
+    out = tmp_path / "out.csv"
+    assert_one_line_error(run("clipscore", tmp_path / "samples.npz", "--per-sample", out, *_clip(tiny_clip)),
+                          f"array 'prompts' of '{tmp_path / 'samples.npz'}' holds {count} prompts for the file's 4 "
+                          "images", "save one prompt per image")
+    assert not out.exists()
+
+
+def test_captions_omitted_on_a_folder(tmp_path, tiny_clip):
+    folder = good_folder(tmp_path / "imgs")
+    assert_one_line_error(run("clipscore", folder, *_clip(tiny_clip)), f"no captions for '{folder}'", "pass CAPTIONS",
+                          "or a .npz of the images with a 'prompts' array")
+    assert_one_line_error(run("score", folder, "--metrics", "clip_score", *_clip(tiny_clip)),
+                          "'clip_score' needs captions: pass --captions CAPTIONS", "a 'prompts' array")
 
 
 # --- counts --------------------------------------------------------------------------------------------------------
