@@ -6,7 +6,7 @@
 1. **Test captions** (the MS-COCO protocol for this domain): one sample for each of the first ``--captions`` test
    images' captions (``genmetrics.io.fashion_captions``, split "test": all templates and attributes), scored
    against the 10,000 test images: FID and KID with TF-Inception and with fashion-cnn, CLIPScore (fashion-clip)
-   of each sample with its prompt, fashion-cnn class accuracy w.r.t. the caption's class, attribute accuracy (the
+   of each sample with its prompt and with the prompts shuffled (a seeded permutation), fashion-cnn class accuracy w.r.t. the caption's class, attribute accuracy (the
    pixel measurements of the sample against what the caption states), sampling speed. The same for the real test
    images with their own captions: the ceiling (their attribute accuracy is 1 by construction).
 2. **Prompt suite** (``prompt_suite``: class, attribute, held-out combination, held-out template):
@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 import genmetrics
-from benchmarks.class_fidelity import class_fidelity
+from benchmarks.class_fidelity import classifier_logits
 from genmetrics.io import fashion_captions as fc
 from genmetrics.io.idx import fashion_mnist, fashion_mnist_labels
 from genmetrics_models.checkpoint import load_checkpoint, pretrained
@@ -70,9 +70,10 @@ def distances(images: np.ndarray) -> dict[str, float]:
 
 def scored(images: np.ndarray, records: Sequence, with_distances: bool = True) -> dict[str, float]:
     """The metrics of images made for ``records`` (captions or prompts: text, label, stated)."""
-    labels = [r.label for r in records]
-    row = {"clip_score": clip_score(images, [r.text for r in records]),
-           "class_accuracy": class_fidelity(images, np.array(labels)).accuracy,
+    labels, texts = [r.label for r in records], [r.text for r in records]
+    shuffled = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))]
+    row = {"clip_score": clip_score(images, texts), "clip_score_shuffled": clip_score(images, shuffled),
+           "class_accuracy": float((classifier_logits(images).argmax(1) == np.array(labels)).mean()),
            "attribute_accuracy": attribute_accuracy(images, labels, [r.stated for r in records])}
     return {**row, **(distances(images) if with_distances else {})}
 

@@ -153,6 +153,17 @@ def classifier_grad(classifier: nn.Module, x_t: torch.Tensor, t: torch.Tensor, l
     return grad
 
 
+def update_ema(ema: nn.Module, net: nn.Module, updates: torch.Tensor, ema_decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net, ``decay = min(ema_decay, (1 + n) / (10 + n))`` after n = ``updates``
+    updates (a long scalar buffer, incremented)."""
+    n = updates.item()
+    decay = min(ema_decay, (1 + n) / (10 + n))
+    with torch.no_grad():
+        for average, parameter in zip(ema.parameters(), net.parameters()):
+            average.lerp_(parameter, 1 - decay)
+    updates += 1
+
+
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Transformer-style sinusoidal embedding: t (N,) -> (N, dim) ``[sin(t w_k), cos(t w_k)]``,
     ``w_k = 10000^(-k / (dim / 2))``."""
@@ -374,13 +385,8 @@ class DDPM(Generator):
         return losses
 
     def update_ema(self) -> None:
-        """ema <- decay * ema + (1 - decay) * net, ``decay = min(ema_decay, (1 + n) / (10 + n))`` after n updates."""
-        n = self.ema_updates.item()
-        decay = min(self.hparams["ema_decay"], (1 + n) / (10 + n))
-        with torch.no_grad():
-            for average, parameter in zip(self.ema.parameters(), self.net.parameters()):
-                average.lerp_(parameter, 1 - decay)
-        self.ema_updates += 1
+        """One step of the weights' moving average (:func:`update_ema`)."""
+        update_ema(self.ema, self.net, self.ema_updates, self.hparams["ema_decay"])
 
     def _update(self, name: str, loss: torch.Tensor, parameters: Any) -> None:
         optimizer = self.optimizers[name]

@@ -25,7 +25,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +42,7 @@ from genmetrics_models.diffusion import (
     ddim_update,
     q_sample,
     timestep_embedding,
+    update_ema,
 )
 from genmetrics_models.vqvae import GRID, VQDecoder, VQEncoder, lookup, nearest_codes
 
@@ -231,17 +231,8 @@ class T2I(Generator):
         if self.hparams["grad_clip"] > 0:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.hparams["grad_clip"])
         optimizer.step()
-        self.update_ema()
+        update_ema(self.ema, self.net, self.ema_updates, self.hparams["ema_decay"])
         return {"loss": loss.item()}
-
-    def update_ema(self) -> None:
-        """ema <- decay * ema + (1 - decay) * net, ``decay = min(ema_decay, (1 + n) / (10 + n))`` after n updates."""
-        n = self.ema_updates.item()
-        decay = min(self.hparams["ema_decay"], (1 + n) / (10 + n))
-        with torch.no_grad():
-            for average, parameter in zip(self.ema.parameters(), self.net.parameters()):
-                average.lerp_(parameter, 1 - decay)
-        self.ema_updates += 1
 
     def predict_eps(self, z: torch.Tensor, t: int, context: tuple[torch.Tensor, ...],
                     null: tuple[torch.Tensor, ...], guidance: float) -> torch.Tensor:
@@ -272,12 +263,3 @@ class T2I(Generator):
                                 clip=False)
         return self.decode_latents(z)
 
-
-def prompts_per_sample(prompts: Sequence[str], n: int) -> list[str]:
-    """``prompts`` repeated cyclically over ``n`` samples."""
-    return [prompts[i % len(prompts)] for i in range(n)]
-
-
-def as_array(prompts: Sequence[str]) -> np.ndarray:
-    """Prompts -> a 1-D numpy unicode array (the ``prompts`` key of a sample .npz)."""
-    return np.array(list(prompts), dtype=str)

@@ -15,6 +15,7 @@ from genmetrics.errors import WeightsError
 from genmetrics.features.clip import FASHION_CLIP_SHA256, FASHION_CLIP_WEIGHTS, ClipExtractor
 from genmetrics.features.weights import sha256_file
 from genmetrics.io import fashion_captions as fc
+from genmetrics.metrics.fid import fid_from_features
 from tests.helpers import fashion_mnist_subset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,3 +87,22 @@ def test_clipscore_separates_matched_from_shuffled_captions(test_subset):
                       for texts in (captions, shuffled))
     assert matched.metrics["clip_score_mean"] > other.metrics["clip_score_mean"] + 0.3
     assert matched.provenance.extractor.name == "clip-fashion-clip"
+
+
+def test_clip_space_metrics_and_compare_with_fashion_clip(test_subset, fashion_clip):
+    images, _, rgb = test_subset
+    real, other = images[:300], images[300:600]
+    blurred = np.clip(other.astype(np.int16) // 64 * 64 + 32, 0, 255).astype(np.uint8)  # posterised: a worse set
+    result = genmetrics.score(other, real, "fid,cmmd", extractor="clip", clip_model="fashion-clip", progress=False,
+                              cache=False)
+    feats = [_embed(fashion_clip, np.repeat(x[..., None], 3, axis=3)) for x in (other, real)]
+    assert result.metrics["fid"] == pytest.approx(fid_from_features(*(f.astype(np.float64) for f in feats)), rel=1e-4)
+    assert result.provenance.extractor.name == "clip-fashion-clip"
+    worse = genmetrics.score(blurred, real, "fid,cmmd", extractor="clip", clip_model="fashion-clip", progress=False,
+                             cache=False)
+    assert worse.metrics["fid"] > result.metrics["fid"] and worse.metrics["cmmd"] > result.metrics["cmmd"]
+    comparison = genmetrics.compare(other, blurred, real, "fid", extractor="clip", clip_model="fashion-clip",
+                                    bootstrap_replicates=20, progress=False, cache=False)
+    row = comparison.rows[0]
+    assert row.metric == "fid" and row.baseline == pytest.approx(result.metrics["fid"], rel=1e-6)
+    assert row.candidate == pytest.approx(worse.metrics["fid"], rel=1e-6)
