@@ -20,7 +20,9 @@ from genmetrics.references import demo_sources
 from tests.helpers import fashion_mnist_subset
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_metrics.json"
-RELATIVE = 1e-12
+RELATIVE = 1e-8
+"""fp32 network outputs move at ~1e-9 relative between CPU models and kernel choices (an AMD EPYC machine gave IS
+1.0904569585 against the golden 1.0904569562 written on an Intel one), far below any real regression."""
 
 
 def _digits(start: int, stop: int) -> np.ndarray:
@@ -97,12 +99,24 @@ def golden_numbers(logits_weights: str, tiny_clip: tuple[str, str], tmp: Path) -
     return numbers
 
 
-def _close(expected: float, found: float) -> bool:
-    return found == expected or math.isclose(found, expected, rel_tol=RELATIVE, abs_tol=1e-300)
+def _close(expected: float, found: float, scale: float = 1.0) -> bool:
+    """Equal to RELATIVE of the value, or of ``scale``, the size of the terms it is a difference of: values near 0
+    made by cancellation (KID's kernel means of order 1; compare's ``difference`` rows, FIDs apart) inherit the
+    terms' absolute rounding, which moves with the CPU's summation order."""
+    return found == expected or math.isclose(found, expected, rel_tol=RELATIVE, abs_tol=RELATIVE * scale)
+
+
+def _operand_scale(values: dict[str, float], key: str) -> float:
+    """For ``METRIC.difference[...]`` the larger |baseline| / |candidate| of that metric (at least 1), else 1."""
+    metric, _, rest = key.partition(".")
+    if not rest.startswith("difference"):
+        return 1.0
+    return max(1.0, *(abs(values.get(f"{metric}.{side}", 0.0)) for side in ("baseline", "candidate")))
 
 
 def test_golden_numbers(logits_weights, tiny_clip, tmp_path):
-    """Every number of the corpus equals the golden one to 1e-12 relative, and no key appeared or vanished
+    """Every number of the corpus equals the golden one to RELATIVE (of its terms' size for values made by
+    cancellation, see ``_close``), and no key appeared or vanished
     (``GENMETRICS_WRITE_GOLDEN=1 pytest tests/test_golden.py`` rewrites the file instead)."""
     found = golden_numbers(logits_weights, tiny_clip, tmp_path)
     if os.environ.get("GENMETRICS_WRITE_GOLDEN") == "1":
@@ -112,5 +126,6 @@ def test_golden_numbers(logits_weights, tiny_clip, tmp_path):
     assert set(found) == set(expected)
     for case, values in expected.items():
         assert set(found[case]) == set(values), case
-        wrong = {key: (value, found[case][key]) for key, value in values.items() if not _close(value, found[case][key])}
+        wrong = {key: (value, found[case][key]) for key, value in values.items()
+                 if not _close(value, found[case][key], _operand_scale(values, key))}
         assert not wrong, f"{case}: golden vs now {wrong}"
