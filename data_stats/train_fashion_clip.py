@@ -32,7 +32,8 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from genmetrics.features.clip import FASHION_CLIP_CONFIG, FASHION_CLIP_WEIGHTS, build_clip_model, resolve_clip_model
+from genmetrics.features.clip import (FASHION_CLIP, FASHION_CLIP_CONFIG, FASHION_CLIP_WEIGHTS, build_clip_model,
+                                     resolve_clip_model)
 from genmetrics.io.atomic import atomic_write
 from genmetrics.io.fashion_captions import ATTRIBUTES, CLASS_NAMES, attributes, caption_records, class_prompt
 from genmetrics.io.idx import fashion_mnist, fashion_mnist_labels
@@ -65,7 +66,7 @@ def zero_shot_accuracy(model: torch.nn.Module, tokenizer, images: torch.Tensor, 
 
 def train(epochs: int, seed: int, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.1,
           warmup: int = 200) -> torch.nn.Module:
-    config = resolve_clip_model(str(FASHION_CLIP_CONFIG))
+    config = resolve_clip_model(FASHION_CLIP)
     mean, std = config.preprocess_cfg["mean"][0], config.preprocess_cfg["std"][0]
     torch.manual_seed(seed)
     model = build_clip_model(config)

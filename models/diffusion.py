@@ -153,6 +153,19 @@ def classifier_grad(classifier: nn.Module, x_t: torch.Tensor, t: torch.Tensor, l
     return grad
 
 
+def check_guidance(guidance: float) -> None:
+    """ConfigError unless the classifier-free guidance weight w is finite and >= -1."""
+    if not -1 <= guidance < math.inf:
+        raise ConfigError(f"{spell('guidance', repr(guidance))} must be a finite number >= -1 (0: no guidance)")
+
+
+def check_sampling_steps(steps: int, timesteps: int) -> None:
+    """ConfigError unless ``steps`` lies in 0 (Algorithm 2) .. ``timesteps`` (DDIM)."""
+    if not 0 <= steps <= timesteps:
+        raise ConfigError(f"{spell('sampling_steps', repr(steps))} must lie in 0..{timesteps} (the model's "
+                          "timesteps; 0: Algorithm 2 with all of them)")
+
+
 def update_ema(ema: nn.Module, net: nn.Module, updates: torch.Tensor, ema_decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * net, ``decay = min(ema_decay, (1 + n) / (10 + n))`` after n = ``updates``
     updates (a long scalar buffer, incremented)."""
@@ -297,15 +310,11 @@ class DDPM(Generator):
         given = super().check_sample_options(options)
         resolved = {key: given.get(key, self.hparams[key]) for key in self.sample_options}
         guidance, scale, steps = resolved["guidance"], resolved["classifier_scale"], resolved["sampling_steps"]
-        timesteps = self.hparams["timesteps"]
-        if not -1 <= guidance < math.inf:
-            raise ConfigError(f"{spell('guidance', repr(guidance))} must be a finite number >= -1 (0: no guidance)")
+        check_guidance(guidance)
         if not 0 <= scale < math.inf:
             raise ConfigError(f"{spell('classifier_scale', repr(scale))} must be a finite number >= 0 (0: no "
                               "classifier guidance)")
-        if not 0 <= steps <= timesteps:
-            raise ConfigError(f"{spell('sampling_steps', repr(steps))} must lie in 0..{timesteps} (the model's "
-                              "timesteps; 0: Algorithm 2 with all of them)")
+        check_sampling_steps(steps, self.hparams["timesteps"])
         if not self.conditional and (guidance or scale):
             raise ConfigError("this ddpm is unconditional: guidance and classifier_scale need a model trained with "
                               f"{spell_hparam('conditional', phrase('True', 'true'))}")

@@ -21,7 +21,7 @@ shipped fashion-clip text tower, with classifier-free guidance as in GLIDE (Nich
 """
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -38,6 +38,8 @@ from genmetrics_models.diffusion import (
     ResBlock,
     ancestral_update,
     cfg_eps,
+    check_guidance,
+    check_sampling_steps,
     ddim_times,
     ddim_update,
     q_sample,
@@ -98,11 +100,23 @@ class LatentDenoiser(nn.Module):
         return self.out(h)
 
 
+@functools.cache
 def _text_encoder() -> Any:
-    """The shipped fashion-clip extractor (its text tower conditions the model), sha256 checked; real tensors even
-    while the model is built on the meta device (to count its parameters)."""
+    """The shipped fashion-clip extractor (its text tower conditions the model), sha256 checked; loaded once per
+    process and shared by every t2i model (it is frozen and only encodes), with real tensors even while a model is
+    built on the meta device (to count its parameters)."""
     with torch.device("cpu"):
         return genmetrics.ClipConfig(model=TEXT_ENCODER).build()
+
+
+@functools.cache
+def _shipped_autoencoder() -> dict[str, dict[str, torch.Tensor]]:
+    """The state dicts of the shipped vqvae's encoder, decoder and codebook (read once per process)."""
+    from genmetrics_models.checkpoint import load_checkpoint, pretrained  # checkpoint imports the registry
+
+    with torch.device("cpu"):
+        vqvae = load_checkpoint(pretrained("vqvae"))
+    return {name: getattr(vqvae, name).state_dict() for name in ("encoder", "decoder", "codebook")}
 
 
 class T2I(Generator):
@@ -151,14 +165,10 @@ class T2I(Generator):
         self.check_sample_options({})
 
     def _load_autoencoder(self) -> None:
-        from genmetrics_models.checkpoint import load_checkpoint, pretrained
-
         if self.codebook.weight.is_meta:  # built on the meta device to count parameters: nothing to copy
             return
-        with torch.device("cpu"):
-            vqvae = load_checkpoint(pretrained("vqvae"))
-        for name in ("encoder", "decoder", "codebook"):
-            getattr(self, name).load_state_dict(getattr(vqvae, name).state_dict())
+        for name, state in _shipped_autoencoder().items():
+            getattr(self, name).load_state_dict(state)
         self.latent_scale.fill_(1 / self.codebook.weight.std().item())
 
     def config(self) -> dict[str, Any]:
@@ -177,11 +187,8 @@ class T2I(Generator):
             raise ConfigError(f"{spell('prompts', '...')} must be a list of non-empty strings, one per sample")
         resolved = {**{key: self.hparams[key] for key in ("guidance", "sampling_steps")},
                     **super().check_sample_options(given)}
-        if not -1 <= resolved["guidance"] < math.inf:
-            raise ConfigError(f"{spell('guidance', repr(resolved['guidance']))} must be a finite number >= -1")
-        if not 0 <= resolved["sampling_steps"] <= self.hparams["timesteps"]:
-            raise ConfigError(f"{spell('sampling_steps', repr(resolved['sampling_steps']))} must lie in "
-                              f"0..{self.hparams['timesteps']}")
+        check_guidance(resolved["guidance"])
+        check_sampling_steps(resolved["sampling_steps"], self.hparams["timesteps"])
         return {**resolved, "prompts": None if prompts is None else tuple(prompts)}
 
     def encode_captions(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
