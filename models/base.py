@@ -7,6 +7,7 @@ drawn on the CPU, so samples do not depend on the device.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -18,6 +19,9 @@ from genmetrics.errors import ConfigError, phrase, spell
 
 IMAGE_SHAPE = (28, 28, 1)
 """(H, W, C) of every model's images."""
+
+PRECISIONS = ("bf16", "fp32")
+"""Values of the ``precision`` hyper-parameter: the training step under bfloat16 autocast, or float32 throughout."""
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -136,6 +140,9 @@ class Generator(nn.Module, abc.ABC):
     init_std: ClassVar[float | None] = None  # see init_weights
     datasets: ClassVar[tuple[str, ...] | None] = None
     """The training datasets the model supports (None: every dataset)."""
+    legacy_hparams: ClassVar[dict[str, Any]] = {"precision": "fp32"}
+    """Values of hyper-parameters added after checkpoints were written without them: what those checkpoints'
+    runs used (:meth:`stored_hparams`)."""
 
     def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
                  generator: torch.Generator | None = None) -> None:
@@ -145,6 +152,20 @@ class Generator(nn.Module, abc.ABC):
         self.build()
         init_weights(self, generator if generator is not None else torch.Generator().manual_seed(0), self.init_std)
         self.optimizers: dict[str, torch.optim.Optimizer] = self.make_optimizers()
+
+    @classmethod
+    def stored_hparams(cls, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint's recorded ``hparams`` with the ``legacy_hparams`` this model has filled in where missing,
+        so that an older run keeps training (and resuming) as it did."""
+        legacy = {key: value for key, value in cls.legacy_hparams.items() if key in cls.defaults}
+        return {**legacy, **hparams}
+
+    def precision_context(self) -> contextlib.AbstractContextManager[Any]:
+        """Where ``train_step`` runs: bfloat16 autocast on the model's device for ``precision=bf16`` (convolutions
+        and matrix products in bfloat16, weights, optimizer state and reductions in float32), else nothing."""
+        if self.hparams.get("precision") == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def config(self) -> dict[str, Any]:
         """What rebuilds this model: name, hyper-parameters, number of classes, image shape (JSON-ready)."""

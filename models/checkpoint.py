@@ -29,7 +29,7 @@ from genmetrics.errors import InputError, phrase, spell
 from genmetrics.versions import versions
 from genmetrics_models.base import Generator
 from genmetrics_models.files import write_bytes
-from genmetrics_models.registry import build_model
+from genmetrics_models.registry import build_model, model_class
 
 FORMAT = "genmetrics-models/1"
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
@@ -149,7 +149,8 @@ def read_checkpoint(path: str | Path, device: str = "cpu", training: bool = Fals
             raise InputError(f"weights file {str(weights)!r} does not match the sha256 recorded in "
                              f"{str(json_path)!r}: it is corrupt or from another checkpoint")
         tensors = safetensors.torch.load(data)
-        model = build_model(config["model"], config["hparams"], num_classes=config["num_classes"])
+        hparams = model_class(config["model"]).stored_hparams(config["hparams"])
+        model = build_model(config["model"], hparams, num_classes=config["num_classes"])
         model.load_state_dict({key[len("model."):]: value for key, value in tensors.items()
                                if key.startswith("model.")})
         model.to(device)

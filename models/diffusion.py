@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genmetrics.errors import ConfigError, phrase, spell
-from genmetrics_models.base import Generator, spell_hparam
+from genmetrics_models.base import PRECISIONS, Generator, spell_hparam
 
 
 class Schedule:
@@ -272,9 +272,10 @@ class DDPM(Generator):
     defaults: ClassVar[dict[str, Any]] = {
         "channels": 32, "timesteps": 1000, "schedule": "linear", "variance": "beta", "conditional": True,
         "p_uncond": 0.1, "classifier_width": 32, "batch_size": 64, "lr": 5e-4, "grad_clip": 1.0, "ema_decay": 0.999,
-        "guidance": 0.0, "classifier_scale": 0.0, "sampling_steps": 50,
+        "guidance": 0.0, "classifier_scale": 0.0, "sampling_steps": 50, "precision": "bf16",
     }
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": tuple(SCHEDULES), "variance": ("beta", "posterior")}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": tuple(SCHEDULES), "variance": ("beta", "posterior"),
+                                                     "precision": PRECISIONS}
     nonnegative: ClassVar[tuple[str, ...]] = ("sampling_steps",)
     sample_options: ClassVar[dict[str, type]] = {"guidance": float, "classifier_scale": float, "sampling_steps": int}
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genmetrics_models.base import Generator
+from genmetrics_models.base import PRECISIONS, Generator
 
 
 class GeneratorNet(nn.Module):
@@ -82,8 +82,10 @@ class DCGAN(Generator):
     """Unconditional DCGAN: Adam(lr, (beta1, 0.999)) for both networks, N(0, 0.02) initialisation."""
 
     name = "dcgan"
-    defaults: ClassVar[dict[str, Any]] = {"z_dim": 64, "width": 64, "batch_size": 64, "lr": 2e-4, "beta1": 0.5, "gan_loss": "non-saturating"}
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"gan_loss": ("non-saturating", "saturating")}
+    defaults: ClassVar[dict[str, Any]] = {"z_dim": 64, "width": 64, "batch_size": 64, "lr": 2e-4, "beta1": 0.5,
+                                          "gan_loss": "non-saturating", "precision": "bf16"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"gan_loss": ("non-saturating", "saturating"),
+                                                     "precision": PRECISIONS}
     init_std = 0.02
     critic_batch_norm = True
 
@@ -136,8 +138,9 @@ class WGAN(DCGAN):
     ``[-clip, clip]`` after each, RMSprop."""
 
     name = "wgan"
-    defaults: ClassVar[dict[str, Any]] = {"z_dim": 64, "width": 64, "batch_size": 64, "lr": 5e-5, "n_critic": 5, "clip": 0.01}
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    defaults: ClassVar[dict[str, Any]] = {"z_dim": 64, "width": 64, "batch_size": 64, "lr": 5e-5, "n_critic": 5, "clip": 0.01,
+                                          "precision": "bf16"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": PRECISIONS}
 
     @property
     def batches_per_step(self) -> int:
@@ -177,7 +180,7 @@ class WGANGP(WGAN):
 
     name = "wgan-gp"
     defaults: ClassVar[dict[str, Any]] = {"z_dim": 64, "width": 64, "batch_size": 64, "lr": 1e-4, "beta1": 0.0, "beta2": 0.9,
-                "n_critic": 5, "gp_weight": 10.0}
+                "n_critic": 5, "gp_weight": 10.0, "precision": "bf16"}
     critic_batch_norm = False
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -252,8 +252,8 @@ def _resume(latest: Path, model_name: str, dataset_name: str | None, hparams: Ma
                    f"dataset {config['dataset']!r}" if dataset_name not in (None, config["dataset"]) else None,
                    f"seed {config['seed']}" if seed not in (None, config["seed"]) else None]
     if config["model"] == model_name:
-        differences += [f"{key}={config['hparams'][key]!r}" for key in hparams
-                        if config["hparams"][key] != wanted[key]]
+        recorded = checkpoint.model.hparams
+        differences += [f"{key}={recorded[key]!r}" for key in hparams if recorded[key] != wanted[key]]
     differences = [d for d in differences if d]
     if differences:
         raise ConfigError(f"{str(latest.parent)!r} holds a run with {', '.join(differences)} (at step "
@@ -274,7 +274,7 @@ def _warm_start(options: TrainOptions, model_name: str, dataset: str | None, hpa
         raise ConfigError(f"{spell('init_from', repr(str(options.init_from)))} holds a {config['model']} model on "
                           f"{config['dataset']}; warm-start the same model and dataset")
     seed = config["seed"] if seed is None else seed
-    wanted = {**config["hparams"], **hparams}
+    wanted = {**start.model.hparams, **hparams}
     _resolved_hparams(model_name, wanted)
     _check_training_memory(model_name, wanted)
     data = load_dataset(config["dataset"])
@@ -282,7 +282,7 @@ def _warm_start(options: TrainOptions, model_name: str, dataset: str | None, hpa
     try:
         model.load_state_dict(start.model.state_dict())
     except RuntimeError:
-        changed = sorted(key for key in hparams if hparams[key] != config["hparams"].get(key))
+        changed = sorted(key for key in hparams if hparams[key] != start.model.hparams[key])
         raise ConfigError(f"cannot warm-start from {str(options.init_from)!r}: {', '.join(changed)} change the "
                           "architecture; change only those that keep it (lr, batch_size, ...)") from None
     return model, config["step"], seed, data, torch.Generator().manual_seed(seed)
@@ -360,8 +360,9 @@ def _train_in(model_name: str, out: Path, options: TrainOptions, dataset: str | 
               disable=not options.progress) as bar:
         while step < options.steps:
             index = batches(step)
-            losses = model.train_step(to_float(images[index]).to(options.device), labels[index].to(options.device),
-                                      generator)
+            with model.precision_context():
+                losses = model.train_step(to_float(images[index]).to(options.device),
+                                          labels[index].to(options.device), generator)
             step += 1
             for key, value in losses.items():
                 if not math.isfinite(value):

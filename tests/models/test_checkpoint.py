@@ -111,3 +111,18 @@ def test_exported_weights_sample_like_the_checkpoint_and_refuse_to_resume(tmp_pa
     assert torch.equal(original.sample(4, seeded(5), labels), shipped.sample(4, seeded(5), labels))
     with pytest.raises(InputError, match="weights-only checkpoint .* cannot resume training"):
         read_checkpoint(exported, training=True)
+
+
+@pytest.mark.parametrize("name", ["ddpm", "wgan-gp"])
+def test_checkpoints_from_before_precision_existed_load_as_fp32(tmp_path, digit_batch, name):
+    model, generator = _trained(name, digit_batch)
+    assert model.hparams["precision"] == "bf16"  # the default of new runs
+    path = save_checkpoint(tmp_path, model, step=2, dataset="digits", seed=7, rng_state=generator.get_state(),
+                           run={"steps": 2})
+    config = json.loads(path.read_text())
+    del config["hparams"]["precision"]  # as written before the hyper-parameter existed
+    path.write_text(json.dumps(config))
+    loaded = read_checkpoint(tmp_path, training=True).model
+    assert loaded.hparams["precision"] == "fp32"
+    assert not isinstance(loaded.precision_context(), torch.autocast)
+    assert isinstance(model.precision_context(), torch.autocast)
