@@ -7,10 +7,15 @@
 A row is ``NAME`` or ``NAME=FOLDER:OPTION=VALUE,...`` (sampling options of the model, e.g. ``guidance``,
 ``sampling_steps``): RUNS holds the run folder ``FOLDER/`` (default NAME), its ``FOLDER.train_time.json``, and
 ``NAME.{incep,fcnn}.json`` (``genmetrics score --json`` of the row's 10,000 samples against ``fashion-mnist-test``
-with TF-Inception and with fashion-cnn; a missing Inception file is shown as not measured). Sampling speed is
-measured here, every row the same way one after the other. Prints the Markdown table (with the published
-Fashion-MNIST FIDs beside ours and a real-data row) and, with ``--ship DIR``, writes each run folder's
-weights-only checkpoint and its last sample grid to ``DIR/FOLDER/`` and the rows' numbers into ``DIR/results.json``
+with TF-Inception and with fashion-cnn; a missing Inception file is shown as not measured). For a conditional model,
+``NAME.samples.npz`` (``genmetrics sample``'s output, with the labels each image was drawn for) gives the row's
+class accuracy: the share of samples the shipped fashion-cnn assigns to their label. Sampling speed is measured
+here, every row the same way one after the other. A row ``shipped:NAME`` is not measured: it is the row NAME of
+``--results`` (default ``models/pretrained/results.json``), so the README's whole table can be printed when only
+some of its models were re-run. Prints the Markdown table (with each row's anchor, the published Fashion-MNIST FID of
+its family or the generators issue's goal, beside ours, and a real-data row) and, with ``--ship DIR``, writes each
+run folder's weights-only checkpoint, its last sample grid and its training ``history.json`` (the FID-vs-steps curve
+of ``benchmarks/fid_curves.py``) to ``DIR/FOLDER/`` and the measured rows' numbers into ``DIR/results.json``
 (replacing rows of the same name, keeping the others).
 """
 from __future__ import annotations
@@ -24,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 import genmetrics
+from benchmarks.class_fidelity import class_fidelity
 from genmetrics.io.idx import fashion_mnist
 from genmetrics.metrics.fid import fid_from_stats
 from genmetrics.metrics.kid import kid
@@ -43,12 +50,16 @@ from genmetrics_models.train import draw, sample_chunks
 NUM_SAMPLES = 10_000
 SPEED_SAMPLES = 2_000
 SPEED_SECONDS = 60.0
-PUBLISHED = {  # best Fashion-MNIST FID, 10,000 samples vs the 10,000 test images, TF-Inception at 299
-    "dcgan": "26.5 (NS-GAN, Lucic et al. 2018)",
-    "wgan": "21.5 (WGAN, Lucic et al. 2018)",
-    "wgan-gp": "24.5 (WGAN-GP, Lucic et al. 2018)",
-    "vae": "43.6 (VAE, Dai & Wipf 2019)",
+ANCHORS = {  # (FID, source): the best published Fashion-MNIST FID of the row's family (10,000 samples vs the 10,000
+    # test images, TF-Inception at 299) or, where none is published under this protocol, the generators issue's goal
+    "dcgan": (26.5, "NS-GAN, Lucic et al. 2018"),
+    "cgan": (26.5, "NS-GAN, Lucic et al. 2018; no conditional GAN published under this protocol"),
+    "wgan": (21.5, "WGAN, Lucic et al. 2018"),
+    "wgan-gp": (24.5, "WGAN-GP, Lucic et al. 2018"),
+    "vae": (43.6, "VAE, Dai & Wipf 2019"),
+    "ddpm-cfg": (15.0, "goal < 15, the generators issue"),
 }
+SHIPPED_RESULTS = Path(__file__).resolve().parents[1] / "models" / "pretrained" / "results.json"
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
 
     config, model = read_config(runs / row.folder), load_checkpoint(runs / row.folder)
     inception, fashion = load(row.name, "incep"), load(row.name, "fcnn")
+    accuracy = samples_class_accuracy(runs / f"{row.name}.samples.npz") if model.conditional else None
     for scored in (inception, fashion):
         if scored is None:
             continue
@@ -120,7 +132,24 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
     return {"model": row.name, "checkpoint": row.folder, "sample_options": row.options, "step": config["step"],
             "hparams": config["hparams"], "train_s": load(row.folder, "train_time")["train_s"],
             "sample_img_per_s": sampling_speed(model, row.options), "test_bits_per_dim": held_out_bits_per_dim(model),
-            "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"]}
+            "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"],
+            "class_accuracy": accuracy}
+
+
+def samples_class_accuracy(path: Path) -> float:
+    """fashion-cnn's accuracy on the images of a ``genmetrics sample`` .npz w.r.t. the labels stored with them."""
+    with np.load(path) as data:
+        if "labels" not in data:
+            raise SystemExit(f"{path}: no 'labels' array; sample the conditional model with `genmetrics sample`")
+        return class_fidelity(data["images"], data["labels"]).accuracy
+
+
+def shipped_row(results: Path, name: str) -> dict[str, Any]:
+    """The row ``name`` of a results.json written by ``--ship``."""
+    rows = {row["model"]: row for row in json.loads(results.read_text())}
+    if name not in rows:
+        raise SystemExit(f"shipped:{name}: no row {name!r} in {results}; it has {', '.join(rows)}")
+    return rows[name]
 
 
 def real_data_row() -> dict[str, Any]:
@@ -149,33 +178,51 @@ def inception_cells(inc: dict[str, float] | None) -> str:
             f"| {inc['recall']:.3f} ")
 
 
+def anchor_cell(row: dict[str, Any]) -> str:
+    """The anchor FID with its source, and whether the row's Inception FID meets it (— when there is no anchor)."""
+    if row["model"] not in ANCHORS:
+        return "| — "
+    value, source = ANCHORS[row["model"]]
+    inception = row.get("inception")
+    verdict = "" if inception is None else (" ✓ met" if inception["fid"] <= value else
+                                            f" ✗ {inception['fid'] / value:.1f}× it")
+    return f"| {value:g} ({source}){verdict} "
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The README table: one row per model; a test bits/dim column when a row has one."""
+    """The README table: one row per model; a test bits/dim column when a row has one, a class accuracy column
+    when a row is conditional."""
     bits = any(row.get("test_bits_per_dim") is not None for row in rows)
+    classes = any(row.get("class_accuracy") is not None for row in rows)
     lines = [("| model | steps | training | sampling img/s | FID | KID ×10³ | precision | recall | FID (fashion-cnn) "
-              "| KID ×10³ (fashion-cnn) | IS (fashion-cnn) | " + "bits/dim (test) | " * bits + "published FID |"),
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + "---: | " * bits + "--- |"]
+              "| KID ×10³ (fashion-cnn) | IS (fashion-cnn) | " + "class accuracy | " * classes
+              + "bits/dim (test) | " * bits + "anchor FID |"),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+             + "---: | " * (classes + bits) + "--- |"]
     for row in rows:
-        nll = row.get("test_bits_per_dim")
+        nll, accuracy = row.get("test_bits_per_dim"), row.get("class_accuracy")
         bits_cell = (f"| {nll:.3f} " if nll is not None else "| — ") if bits else ""
+        class_cell = (f"| {accuracy:.3f} " if accuracy is not None else "| — ") if classes else ""
         fcnn = row["fashion_cnn"]
         cost = (f"| `{row['model']}` | {row['step']:,} | {row['train_s'] / 60:.1f} min | {row['sample_img_per_s']:,.0f} "
                 if "step" in row else f"| {row['model']} | — | — | — ")
         lines.append(
             cost + inception_cells(row["inception"]) + f"| {fcnn['fid']:.2f} | {1e3 * fcnn['kid_mean']:.0f} ± {1e3 * fcnn['kid_std']:.0f} "
-            f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} {bits_cell}| {PUBLISHED.get(row['model'], '')} |")
+            f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} {class_cell}{bits_cell}{anchor_cell(row)}|")
     return "\n".join(lines)
 
 
 def ship(runs: Path, rows: list[dict[str, Any]], out: Path) -> None:
-    """Weights-only checkpoints and last sample grids of each run folder into ``out/FOLDER/``, the rows into
-    ``out/results.json`` (rows of other names already there are kept, in their order, before the new ones)."""
+    """Weights-only checkpoints, last sample grids and training histories of each run folder into ``out/FOLDER/``,
+    the rows into ``out/results.json`` (rows of other names already there are kept, in their order, before the new
+    ones)."""
     for name, step in {row["checkpoint"]: row["step"] for row in rows}.items():
         folder = out / name
         if folder.exists():
             shutil.rmtree(folder)
         export_weights(runs / name, folder)
         write_bytes(folder / "samples.png", (runs / name / f"samples-{step:08d}.png").read_bytes())
+        write_bytes(folder / "history.json", (runs / name / "history.json").read_bytes())
     results = out / "results.json"
     names = {row["model"] for row in rows}
     kept = [row for row in json.loads(results.read_text()) if row["model"] not in names] if results.is_file() else []
@@ -185,12 +232,18 @@ def ship(runs: Path, rows: list[dict[str, Any]], out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, help="folder with the run folders and the scores of reference_models.sh")
-    parser.add_argument("rows", nargs="+", help="NAME or NAME=FOLDER:KEY=VALUE,... (sampling options), in table order")
+    parser.add_argument("rows", nargs="+", help="NAME or NAME=FOLDER:KEY=VALUE,... (sampling options), or "
+                        "shipped:NAME (the row of --results, not measured), in table order")
     parser.add_argument("--ship", type=Path, default=None, help="write weights-only checkpoints and grids here")
+    parser.add_argument("--results", type=Path, default=SHIPPED_RESULTS,
+                        help="the results.json of shipped:NAME rows (default: models/pretrained/results.json)")
     args = parser.parse_args(argv)
-    rows = [read_results(args.runs, Row.parse(text)) for text in args.rows]
+    measured = {text: read_results(args.runs, Row.parse(text)) for text in args.rows
+                if not text.startswith("shipped:")}
     if args.ship is not None:
-        ship(args.runs, rows, args.ship)
+        ship(args.runs, list(measured.values()), args.ship)
+    rows = [measured[text] if text in measured else shipped_row(args.results, text.removeprefix("shipped:"))
+            for text in args.rows]
     print(markdown([*rows, real_data_row()]))
 
 
