@@ -214,8 +214,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def ship(runs: Path, rows: list[dict[str, Any]], out: Path) -> None:
     """Weights-only checkpoints, last sample grids and training histories of each run folder into ``out/FOLDER/``,
-    the rows into ``out/results.json`` (rows of other names already there are kept, in their order, before the new
-    ones)."""
+    the rows into ``out/results.json`` (a row replaces the row of its name in place; rows of new names follow the
+    others)."""
     for name, step in {row["checkpoint"]: row["step"] for row in rows}.items():
         folder = out / name
         if folder.exists():
@@ -224,9 +224,9 @@ def ship(runs: Path, rows: list[dict[str, Any]], out: Path) -> None:
         write_bytes(folder / "samples.png", (runs / name / f"samples-{step:08d}.png").read_bytes())
         write_bytes(folder / "history.json", (runs / name / "history.json").read_bytes())
     results = out / "results.json"
-    names = {row["model"] for row in rows}
-    kept = [row for row in json.loads(results.read_text()) if row["model"] not in names] if results.is_file() else []
-    write_bytes(results, (json.dumps([*kept, *rows], indent=1) + "\n").encode())
+    merged = {row["model"]: row for row in json.loads(results.read_text())} if results.is_file() else {}
+    merged.update((row["model"], row) for row in rows)
+    write_bytes(results, (json.dumps(list(merged.values()), indent=1) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> None:

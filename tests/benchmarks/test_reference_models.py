@@ -1,15 +1,19 @@
-"""benchmarks/reference_models.py's table pieces (class accuracy, shipped rows, anchors) and benchmarks/fid_curves.py."""
+"""benchmarks/reference_models.py's table pieces (class accuracy, shipped rows, anchors, shipping) and
+benchmarks/fid_curves.py."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import fid_curves, reference_models
 from benchmarks.class_fidelity import class_fidelity
-from genmetrics_models.checkpoint import PRETRAINED_DIR
+from genmetrics_models.checkpoint import PRETRAINED_DIR, read_config, save_checkpoint
+from genmetrics_models.registry import build_model
 from tests.helpers import fashion_mnist_subset
+from tests.models.conftest import TINY, seeded
 
 
 def test_the_class_accuracy_of_a_sample_file_is_fashion_cnns_on_its_stored_labels(tmp_path):
@@ -72,3 +76,22 @@ def test_fid_curves_reads_histories_prints_the_trend_and_plots(tmp_path, capsys)
     assert "# b: FID change over the last quarter of its steps +3.000" in out
     with pytest.raises(SystemExit, match="no history.json"):
         fid_curves.curve(tmp_path)
+
+
+def test_shipping_replaces_rows_in_place_and_copies_weights_grid_and_history(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "shipped"
+    (runs / "dcgan").mkdir(parents=True)
+    model = build_model("dcgan", TINY["dcgan"], generator=seeded(0))
+    save_checkpoint(runs / "dcgan", model, step=3, dataset="digits", seed=0, rng_state=torch.Generator().get_state())
+    (runs / "dcgan" / "samples-00000003.png").write_bytes(b"png")
+    (runs / "dcgan" / "history.json").write_text('{"losses": [], "metrics": []}')
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps([{"model": "vae"}, {"model": "dcgan", "step": 1},
+                                                  {"model": "ae"}]))
+    reference_models.ship(runs, [{"model": "dcgan", "checkpoint": "dcgan", "step": 3}, {"model": "x",
+                                  "checkpoint": "dcgan", "step": 3}], out)
+    rows = json.loads((out / "results.json").read_text())
+    assert [row["model"] for row in rows] == ["vae", "dcgan", "ae", "x"] and rows[1]["step"] == 3
+    assert sorted(path.name for path in (out / "dcgan").iterdir()) == [
+        "history.json", "samples.png", "step-00000003.json", "step-00000003.safetensors"]
+    assert read_config(out / "dcgan")["optimizers"] == {}
