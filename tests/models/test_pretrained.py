@@ -54,7 +54,7 @@ def test_the_shipped_pixelcnn_has_the_test_bits_per_dim_of_its_results_row():
 def test_the_shipped_conditional_gan_draws_the_class_it_is_given():
     labels = torch.arange(200) % 10
     images = load_checkpoint(pretrained("cgan")).sample(200, seeded(1), labels)
-    assert class_fidelity(images.numpy(), labels.numpy()).accuracy > 0.8  # measured: 0.825
+    assert class_fidelity(images.numpy(), labels.numpy()).accuracy > 0.85  # measured: 0.900 (0.888 on the 10,000)
 
 
 def test_guidance_makes_the_shipped_ddpm_more_faithful_to_the_class_not_less():
