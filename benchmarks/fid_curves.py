@@ -11,14 +11,13 @@ scale) and recall against the step, one line per folder, labelled by the folder'
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-from genmetrics_models.files import write_bytes
+from genmetrics_models.files import write_figure
 
 
 def curve(folder: Path) -> list[dict[str, float]]:
@@ -54,9 +53,7 @@ def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
     fid_panel.set(xlabel="training step", ylabel="FID", yscale="log", title="FID of the training evaluations")
     recall_panel.set(xlabel="training step", ylabel="recall", ylim=(0, 1), title="recall")
     fid_panel.legend()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, figure, dpi=110)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,6 @@ by guidance alone. Prints one row per weight (tab-separated) and writes the plot
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from benchmarks.class_fidelity import class_fidelity
 from genmetrics.errors import ConfigError, GenMetricsError
 from genmetrics_models.checkpoint import read_checkpoint
 from genmetrics_models.data import REFERENCES, native
-from genmetrics_models.files import write_bytes
+from genmetrics_models.files import write_bytes, write_figure
 
 METRICS = ("precision", "recall", "fid", "accuracy", "is")
 
@@ -84,9 +83,7 @@ def plot(rows: Sequence[dict[str, float]], path: str | Path, title: str = "", xl
         panels[2].set(xlabel=xlabel, title="IS (fashion-cnn)")
     if title:
         figure.suptitle(title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, figure, dpi=100)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,6 @@ Every set is drawn from seed ``--seed`` (the same initial noise for every w). Wr
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -35,7 +34,7 @@ from benchmarks.class_fidelity import classifier_logits
 from genmetrics.io import fashion_captions as fc
 from genmetrics.io.idx import fashion_mnist, fashion_mnist_labels
 from genmetrics_models.checkpoint import load_checkpoint, pretrained
-from genmetrics_models.files import png_bytes, write_bytes
+from genmetrics_models.files import png_bytes, write_bytes, write_figure
 from genmetrics_models.train import draw, image_grid
 
 REFERENCE = "fashion-mnist-test"
@@ -99,9 +98,7 @@ def plot_sweep(rows: list[dict[str, float]], path: Path) -> None:
         ax.set(xlabel=label, ylabel="CLIPScore (fashion-clip)")
     figure.suptitle("t2i: classifier-free guidance trades FID for CLIPScore")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, figure, dpi=100)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import shutil
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -19,7 +19,10 @@ from PIL import Image
 from genmetrics.errors import InputError, spell
 from genmetrics.io.atomic import atomic_folder, atomic_write, check_parent, check_writable, write_bytes
 
-__all__ = ["check_sample_output", "npy_bytes", "png_bytes", "write_bytes", "write_samples"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["check_sample_output", "npy_bytes", "png_bytes", "write_bytes", "write_figure", "write_samples"]
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -27,6 +30,13 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image.reshape(image.shape[:2]))).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def write_figure(path: str | os.PathLike, figure: "Figure", dpi: int) -> None:
+    """A matplotlib ``figure`` written atomically to ``path`` as a PNG at ``dpi``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    write_bytes(path, buffer.getvalue())
 
 
 def check_sample_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:

@@ -36,7 +36,7 @@ from genmetrics_models.checkpoint import (
     save_checkpoint,
 )
 from genmetrics_models.data import REFERENCES, check_dataset, load_dataset, native
-from genmetrics_models.files import png_bytes, write_bytes
+from genmetrics_models.files import png_bytes, write_bytes, write_figure
 from genmetrics_models.registry import build_model, model_class
 
 @dataclass(frozen=True)
@@ -190,9 +190,7 @@ def plot_history(history: History, path: Path) -> None:
         errors = [row.get(std_key, 0.0) for row in rows] if std_key else None
         axis.errorbar([row["step"] for row in rows], [row[key] for row in rows], yerr=errors, marker="o")
         axis.set(title=key, xlabel="step")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, figure, dpi=80)
 
 
 def make_evaluator(dataset: str, options: TrainOptions, seed: int) -> genmetrics.Evaluator:
