@@ -5,9 +5,11 @@
     python benchmarks/reference_models.py runs dcgan cgan ddpm-cfg=ddpm:guidance=1 ... --ship models/pretrained
 
 A row is ``NAME`` or ``NAME=FOLDER:OPTION=VALUE,...`` (sampling options of the model, e.g. ``guidance``,
-``sampling_steps``): RUNS holds the run folder ``FOLDER/`` (default NAME), its ``FOLDER.train_time.json``, and
-``NAME.{incep,fcnn}.json`` (``genmetrics score --json`` of the row's 10,000 samples against ``fashion-mnist-test``
-with TF-Inception and with fashion-cnn; a missing Inception file is shown as not measured). For a conditional model,
+``sampling_steps``): RUNS holds the run folder ``FOLDER/`` (default NAME), its ``FOLDER.train_time.json``
+(``{"train_s": ...}``, plus ``"warm_start_step": S`` for a run warm-started from a checkpoint of step S with fresh
+optimizers: the row records it, its steps cell reads "S + REST warm"), and ``NAME.{incep,fcnn}.json``
+(``genmetrics score --json`` of the row's 10,000 samples against ``fashion-mnist-test`` with TF-Inception and with
+fashion-cnn; a missing Inception file is shown as not measured). For a conditional model,
 ``NAME.samples.npz`` (``genmetrics sample``'s output, with the labels each image was drawn for) gives the row's
 class accuracy: the share of samples the shipped fashion-cnn assigns to their label. Sampling speed is measured
 here, every row the same way one after the other. A row ``shipped:NAME`` is not measured: it is the row NAME of
@@ -129,8 +131,10 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
         if n != NUM_SAMPLES or scored["provenance"]["reference"]["name"] != "fashion-mnist-test":
             raise SystemExit(f"{row.name}: scored {n} samples against {scored['provenance']['reference']}; the "
                              f"table needs {NUM_SAMPLES} against fashion-mnist-test")
-    return {"model": row.name, "checkpoint": row.folder, "sample_options": row.options, "step": config["step"],
-            "hparams": config["hparams"], "train_s": load(row.folder, "train_time")["train_s"],
+    timing = load(row.folder, "train_time")
+    warm = {"warm_start_step": timing["warm_start_step"]} if "warm_start_step" in timing else {}
+    return {"model": row.name, "checkpoint": row.folder, "sample_options": row.options, "step": config["step"], **warm,
+            "hparams": config["hparams"], "train_s": timing["train_s"],
             "sample_img_per_s": sampling_speed(model, row.options), "test_bits_per_dim": held_out_bits_per_dim(model),
             "inception": inception and inception["metrics"], "fashion_cnn": fashion["metrics"],
             "class_accuracy": accuracy}
@@ -189,6 +193,13 @@ def anchor_cell(row: dict[str, Any]) -> str:
     return f"| {value:g} ({source}){verdict} "
 
 
+def steps_cell(row: dict[str, Any]) -> str:
+    """The training steps, split as "S + rest, warm" for a run warm-started (fresh optimizers) from step S."""
+    if "warm_start_step" not in row:
+        return f"{row['step']:,}"
+    return f"{row['warm_start_step']:,} + {row['step'] - row['warm_start_step']:,} warm"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README table: one row per model; a test bits/dim column when a row has one, a class accuracy column
     when a row is conditional."""
@@ -204,8 +215,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         bits_cell = (f"| {nll:.3f} " if nll is not None else "| — ") if bits else ""
         class_cell = (f"| {accuracy:.3f} " if accuracy is not None else "| — ") if classes else ""
         fcnn = row["fashion_cnn"]
-        cost = (f"| `{row['model']}` | {row['step']:,} | {row['train_s'] / 60:.1f} min | {row['sample_img_per_s']:,.0f} "
-                if "step" in row else f"| {row['model']} | — | — | — ")
+        cost = (f"| `{row['model']}` | {steps_cell(row)} | {row['train_s'] / 60:.1f} min "
+                f"| {row['sample_img_per_s']:,.0f} " if "step" in row else f"| {row['model']} | — | — | — ")
         lines.append(
             cost + inception_cells(row["inception"]) + f"| {fcnn['fid']:.2f} | {1e3 * fcnn['kid_mean']:.0f} ± {1e3 * fcnn['kid_std']:.0f} "
             f"| {fcnn['is_mean']:.2f} ± {fcnn['is_std']:.2f} {class_cell}{bits_cell}{anchor_cell(row)}|")

@@ -95,3 +95,10 @@ def test_shipping_replaces_rows_in_place_and_copies_weights_grid_and_history(tmp
     assert sorted(path.name for path in (out / "dcgan").iterdir()) == [
         "history.json", "samples.png", "step-00000003.json", "step-00000003.safetensors"]
     assert read_config(out / "dcgan")["optimizers"] == {}
+
+
+def test_a_warm_started_row_shows_its_two_parts_of_training():
+    assert reference_models.steps_cell(_row("vae", 50.0)) == "100"
+    warm = {**_row("ddpm-cfg", 14.0), "step": 20_000, "warm_start_step": 5_000}
+    assert reference_models.steps_cell(warm) == "5,000 + 15,000 warm"
+    assert "| `ddpm-cfg` | 5,000 + 15,000 warm | 1.0 min |" in reference_models.markdown([warm])
