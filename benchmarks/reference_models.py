@@ -11,14 +11,14 @@ optimizers: the row records it, its steps cell reads "S + REST warm"), and ``NAM
 (``genmetrics score --json`` of the row's 10,000 samples against ``fashion-mnist-test`` with TF-Inception and with
 fashion-cnn; a missing Inception file is shown as not measured). For a conditional model,
 ``NAME.samples.npz`` (``genmetrics sample``'s output, with the labels each image was drawn for) gives the row's
-class accuracy: the share of samples the shipped fashion-cnn assigns to their label. Sampling speed is measured
-here, every row the same way one after the other. A row ``shipped:NAME`` is not measured: it is the row NAME of
-``--results`` (default ``models/pretrained/results.json``), so the README's whole table can be printed when only
-some of its models were re-run. Prints the Markdown table (with each row's anchor, the published Fashion-MNIST FID of
-its family or the generators issue's goal, beside ours, and a real-data row) and, with ``--ship DIR``, writes each
-run folder's weights-only checkpoint, its last sample grid and its training ``history.json`` (the FID-vs-steps curve
-of ``benchmarks/fid_curves.py``) to ``DIR/FOLDER/`` and the measured rows' numbers into ``DIR/results.json``
-(replacing rows of the same name, keeping the others).
+class accuracy: the share of samples the shipped fashion-cnn assigns to their label (none at guidance −1, which
+samples the null label). Sampling speed is measured here, every row the same way one after the other. A row
+``shipped:NAME`` is not measured: it is the row NAME of ``--results`` (default ``models/pretrained/results.json``),
+so the README's whole table can be printed when only some of its models were re-run. Prints the Markdown table
+(with each row's anchor, the published Fashion-MNIST FID of its family or the generators issue's goal, beside ours,
+and a real-data row) and, with ``--ship DIR``, writes each run folder's weights-only checkpoint, its last sample
+grid and its training ``history.json`` (the FID-vs-steps curve of ``benchmarks/fid_curves.py``) to ``DIR/FOLDER/``
+and the measured rows' numbers into ``DIR/results.json`` (replacing rows of the same name, keeping the others).
 """
 from __future__ import annotations
 
@@ -123,7 +123,8 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
 
     config, model = read_config(runs / row.folder), load_checkpoint(runs / row.folder)
     inception, fashion = load(row.name, "incep"), load(row.name, "fcnn")
-    accuracy = samples_class_accuracy(runs / f"{row.name}.samples.npz") if model.conditional else None
+    unconditional = not model.conditional or row.options.get("guidance", 0) < 0  # ddpm's w = -1: the null label
+    accuracy = None if unconditional else samples_class_accuracy(runs / f"{row.name}.samples.npz")
     for scored in (inception, fashion):
         if scored is None:
             continue
