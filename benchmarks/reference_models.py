@@ -123,7 +123,8 @@ def read_results(runs: Path, row: Row) -> dict[str, Any]:
 
     config, model = read_config(runs / row.folder), load_checkpoint(runs / row.folder)
     inception, fashion = load(row.name, "incep"), load(row.name, "fcnn")
-    unconditional = not model.conditional or row.options.get("guidance", 0) < 0  # ddpm's w = -1: the null label
+    # w = -1 is the ddpm's unconditional sampling (the null label alone, DDPM.predict_eps); other weights use labels
+    unconditional = not model.conditional or row.options.get("guidance") == -1
     accuracy = None if unconditional else samples_class_accuracy(runs / f"{row.name}.samples.npz")
     for scored in (inception, fashion):
         if scored is None:
@@ -195,7 +196,7 @@ def anchor_cell(row: dict[str, Any]) -> str:
 
 
 def steps_cell(row: dict[str, Any]) -> str:
-    """The training steps, split as "S + rest, warm" for a run warm-started (fresh optimizers) from step S."""
+    """The training steps, split as "S + REST warm" for a run warm-started (fresh optimizers) from step S."""
     if "warm_start_step" not in row:
         return f"{row['step']:,}"
     return f"{row['warm_start_step']:,} + {row['step'] - row['warm_start_step']:,} warm"
