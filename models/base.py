@@ -162,9 +162,11 @@ class Generator(nn.Module, abc.ABC):
 
     def precision_context(self) -> contextlib.AbstractContextManager[Any]:
         """Where ``train_step`` runs: bfloat16 autocast on the model's device for ``precision=bf16`` (convolutions
-        and matrix products in bfloat16, weights, optimizer state and reductions in float32), else nothing."""
+        and matrix products in bfloat16, weights, optimizer state and reductions in float32), else nothing. Its
+        weight-cast cache is off: with it, every forward of a step after an in-place optimizer update would reuse the
+        bfloat16 copy of the weights from before it (a WGAN critic stuck at its first of n_critic updates)."""
         if self.hparams.get("precision") == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     def config(self) -> dict[str, Any]:
