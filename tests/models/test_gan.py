@@ -135,7 +135,12 @@ def test_under_bf16_the_generator_step_meets_the_critic_its_updates_left(name, d
     generator_before = copy.deepcopy(model.G)
     drawn: list[torch.Tensor] = []
     draw = model.noise
-    monkeypatch.setattr(model, "noise", lambda *args: drawn.append(draw(*args)) or drawn[-1])
+
+    def recorded_noise(*args: object) -> torch.Tensor:
+        drawn.append(draw(*args))
+        return drawn[-1]
+
+    monkeypatch.setattr(model, "noise", recorded_noise)
     with model.precision_context():
         reported = model.train_step(digit_batch[0][:16], digit_batch[1][:16], seeded(1))["g_loss"]
     with torch.no_grad(), model.precision_context():
