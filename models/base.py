@@ -169,6 +169,11 @@ class Generator(nn.Module, abc.ABC):
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
+    def warm_start(self, source: Generator) -> None:
+        """Copy ``source``'s weights, EMA and buffers into this model of the same architecture (hyper-parameters
+        that only steer training may differ); RuntimeError where they do not fit."""
+        self.load_state_dict(source.state_dict())
+
     def config(self) -> dict[str, Any]:
         """What rebuilds this model: name, hyper-parameters, number of classes, image shape (JSON-ready)."""
         return {"model": self.name, "hparams": dict(self.hparams), "num_classes": self.num_classes,

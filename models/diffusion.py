@@ -206,15 +206,35 @@ class ResBlock(nn.Module):
         return self.skip(x) + self.conv2(h)
 
 
+class SelfAttention(nn.Module):
+    """x (N, C, H, W) -> x + multi-head self-attention over the H*W positions of GroupNorm(x) (Ho et al. 2020 use it
+    at 16x16)."""
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.norm = _norm(channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q = self.norm(x).flatten(2).transpose(1, 2)  # (N, HW, C)
+        return x + self.attention(q, q, q, need_weights=False)[0].transpose(1, 2).reshape(n, c, h, w)
+
+
 class UNet(nn.Module):
     """eps_theta: x_t (N, 1, 28, 28), t (N,) in 1..T [, labels (N,) in 0..K, K the null class] -> (N, 1, 28, 28).
 
-    Two resolutions: ``channels`` at 28x28, twice that at 14x14 (a residual block down, one in the middle, one up,
-    with skip connections); every block gets the sinusoidal time embedding through an MLP, plus the label embedding
-    for a conditional net (``num_classes`` > 0).
+    ``levels=2``: ``channels`` at 28x28, twice that at 14x14 (a residual block down, one in the middle, one up, with
+    skip connections). ``levels=3`` adds a 7x7 branch of twice ``channels`` beside the middle block (down, a block,
+    self-attention over the whole 7x7 map, a block with a skip, up), whose output is added to the middle block's; its
+    last convolution starts at zero, so a grown net computes what its 2-level weights did (:meth:`DDPM.warm_start`).
+    Every block gets the sinusoidal time embedding through an MLP, plus the label embedding for a conditional net
+    (``num_classes`` > 0).
     """
 
-    def __init__(self, channels: int, num_classes: int = 0) -> None:
+    BRANCH_7X7: ClassVar[tuple[str, ...]] = ("down_7", "down3", "attention", "mid_7", "up_7")
+
+    def __init__(self, channels: int, num_classes: int = 0, levels: int = 2) -> None:
         super().__init__()
         c, e = channels, 4 * channels
         self.channels = c
@@ -225,10 +245,23 @@ class UNet(nn.Module):
         self.down = nn.Conv2d(c, c, 3, stride=2, padding=1)
         self.down2 = ResBlock(c, 2 * c, e)
         self.mid = ResBlock(2 * c, 2 * c, e)
+        if levels == 3:
+            self.down_7 = nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1)
+            self.down3 = ResBlock(2 * c, 2 * c, e)
+            self.attention = SelfAttention(2 * c)
+            self.mid_7 = ResBlock(4 * c, 2 * c, e)
+            self.up_7 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                      nn.Conv2d(2 * c, 2 * c, 3, padding=1))
+        self.levels = levels
         self.up2 = ResBlock(4 * c, 2 * c, e)
         self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * c, c, 3, padding=1))
         self.up1 = ResBlock(2 * c, c, e)
         self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+
+    def zero_7x7_output(self) -> None:
+        """Set the 7x7 branch's last convolution to zero (levels=3), so that the branch adds nothing yet."""
+        nn.init.zeros_(self.up_7[1].weight)
+        nn.init.zeros_(self.up_7[1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         embedding = self.time(timestep_embedding(t, self.channels))
@@ -236,7 +269,11 @@ class UNet(nn.Module):
             embedding = embedding + self.label(labels)
         h1 = self.down1(self.inp(x), embedding)  # (N, c, 28, 28)
         h2 = self.down2(self.down(h1), embedding)  # (N, 2c, 14, 14)
-        h = self.up2(torch.cat([self.mid(h2, embedding), h2], 1), embedding)
+        h = self.mid(h2, embedding)
+        if self.levels == 3:
+            h3 = self.down3(self.down_7(h2), embedding)  # (N, 2c, 7, 7)
+            h = h + self.up_7(self.mid_7(torch.cat([self.attention(h3), h3], 1), embedding))  # (N, 2c, 14, 14)
+        h = self.up2(torch.cat([h, h2], 1), embedding)
         return self.out(self.up1(torch.cat([self.up(h), h1], 1), embedding))
 
 
@@ -270,31 +307,37 @@ class DDPM(Generator):
 
     name = "ddpm"
     defaults: ClassVar[dict[str, Any]] = {
-        "channels": 32, "timesteps": 1000, "schedule": "linear", "variance": "beta", "conditional": True,
+        "channels": 32, "levels": 2, "timesteps": 1000, "schedule": "linear", "variance": "beta", "conditional": True,
         "p_uncond": 0.1, "classifier_width": 32, "batch_size": 64, "lr": 5e-4, "grad_clip": 1.0, "ema_decay": 0.999,
         "guidance": 0.0, "classifier_scale": 0.0, "sampling_steps": 50, "precision": "bf16",
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": tuple(SCHEDULES), "variance": ("beta", "posterior"),
                                                      "precision": PRECISIONS}
     nonnegative: ClassVar[tuple[str, ...]] = ("sampling_steps",)
+    legacy_hparams: ClassVar[dict[str, Any]] = {**Generator.legacy_hparams, "levels": 2}
     sample_options: ClassVar[dict[str, type]] = {"guidance": float, "classifier_scale": float, "sampling_steps": int}
 
     def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
                  generator: torch.Generator | None = None) -> None:
         super().__init__(hparams, num_classes=num_classes, generator=generator)
+        if self.hparams["levels"] == 3:
+            self.net.zero_7x7_output()
         self.ema.load_state_dict(self.net.state_dict())  # the average starts at the initial weights
 
     def build(self) -> None:
         hp = self.hparams
         if hp["p_uncond"] > 1:
             raise ConfigError(f"hyper-parameter p_uncond={hp['p_uncond']!r} of model 'ddpm' must lie in [0, 1]")
+        if hp["levels"] not in (2, 3):
+            raise ConfigError(f"hyper-parameter levels={hp['levels']!r} of model 'ddpm' must be 2 (28x28 and 14x14) or "
+                              "3 (down to 7x7, with self-attention there)")
         if hp["ema_decay"] >= 1:
             raise ConfigError(f"hyper-parameter ema_decay={hp['ema_decay']!r} of model 'ddpm' must lie in [0, 1)")
         self.conditional = hp["conditional"]
         self.schedule = SCHEDULES[hp["schedule"]](hp["timesteps"])
         classes = self.num_classes if self.conditional else 0
-        self.net = UNet(hp["channels"], classes)
-        self.ema = UNet(hp["channels"], classes).requires_grad_(False)
+        self.net = UNet(hp["channels"], classes, hp["levels"])
+        self.ema = UNet(hp["channels"], classes, hp["levels"]).requires_grad_(False)
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         self.classifier = NoisyClassifier(hp["classifier_width"], self.num_classes) if self.conditional else None
         self.check_sample_options({})  # the hyper-parameters that are sampling defaults
@@ -393,6 +436,16 @@ class DDPM(Generator):
             self._update("classifier", classifier_loss, self.classifier.parameters())
             losses["classifier_loss"] = classifier_loss.item()
         return losses
+
+    def warm_start(self, source: Generator) -> None:
+        """:meth:`Generator.warm_start`, which may also grow a 2-level U-Net to 3 levels: the 7x7 branch starts at
+        zero, so the grown model samples what ``source`` did until training moves it."""
+        if (source.hparams["levels"], self.hparams["levels"]) != (2, 3):
+            return super().warm_start(source)
+        missing, unexpected = self.load_state_dict(source.state_dict(), strict=False)
+        grown = [key for key in missing if key.split(".")[1] not in UNet.BRANCH_7X7]
+        if unexpected or grown:
+            raise RuntimeError(f"weights that do not fit: {[*unexpected, *grown]}")
 
     def update_ema(self) -> None:
         """One step of the weights' moving average (:func:`update_ema`)."""

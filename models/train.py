@@ -278,7 +278,7 @@ def _warm_start(options: TrainOptions, model_name: str, dataset: str | None, hpa
     data = load_dataset(config["dataset"])
     model = build_model(model_name, wanted, num_classes=config["num_classes"]).to(options.device)
     try:
-        model.load_state_dict(start.model.state_dict())
+        model.warm_start(start.model)
     except RuntimeError:
         changed = sorted(key for key in hparams if hparams[key] != start.model.hparams[key])
         raise ConfigError(f"cannot warm-start from {str(options.init_from)!r}: {', '.join(changed)} change the "

@@ -257,9 +257,34 @@ def test_sampling_options_and_conditioning_are_checked():
     for hparams, message in [({"sampling_steps": 20}, r"sampling_steps=20 must lie in 0..10"),
                              ({"p_uncond": 1.5}, r"p_uncond=1.5 of model 'ddpm' must lie in \[0, 1\]"),
                              ({"ema_decay": 1.0}, r"ema_decay=1.0 of model 'ddpm' must lie in \[0, 1\)"),
-                             ({"schedule": "quadratic"}, r"choose one of linear, cosine")]:
+                             ({"schedule": "quadratic"}, r"choose one of linear, cosine"),
+                             ({"levels": 4}, r"levels=4 of model 'ddpm' must be 2 \(28x28 and 14x14\) or 3")]:
         with pytest.raises(ConfigError, match=message):
             _ddpm(**hparams)
+
+
+def test_a_grown_three_level_unet_starts_as_the_two_level_one_it_grew_from(digit_batch):
+    """levels=3 adds a 7x7 branch (with self-attention) whose output starts at zero: warm-started from a 2-level
+    model, net and EMA compute what that model's did, for every label; one training step then moves the branch."""
+    small = _ddpm()
+    small.train_step(digit_batch[0][:8], digit_batch[1][:8], seeded(1))
+    grown = _ddpm(levels=3)
+    assert sum(p.numel() for p in grown.net.parameters()) > sum(p.numel() for p in small.net.parameters())
+    grown.warm_start(small)
+    x, t = torch.randn(11, 1, 28, 28, generator=seeded(2)), torch.arange(11) % 10 + 1
+    labels = torch.arange(11)  # the ten classes and the null class
+    with torch.no_grad():
+        for name in ("net", "ema"):
+            torch.testing.assert_close(getattr(grown, name)(x, t, labels), getattr(small, name)(x, t, labels))
+    assert grown.ema_updates.item() == 1
+    grown.train_step(digit_batch[0][:8], digit_batch[1][:8], seeded(1))
+    assert grown.net.up_7[1].weight.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        _ddpm(levels=3, channels=16).warm_start(small)
+    with pytest.raises(RuntimeError, match=r"do not fit: \['net.label.weight'"):
+        _ddpm(levels=3).warm_start(_ddpm(conditional=False))  # growing adds the 7x7 branch, nothing else
+    with pytest.raises(RuntimeError):
+        small.warm_start(grown)  # a 3-level net does not shrink
 
 
 def test_guided_conditional_samples_with_ddim():

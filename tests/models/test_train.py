@@ -85,6 +85,9 @@ def test_a_warm_start_continues_from_the_weights_with_fresh_optimizers(tmp_path)
     assert warm.losses != straight.losses[2:]  # fresh Adam moments (and lr): not a resume
     again = train("ddpm", tmp_path / "b", TrainOptions(steps=5, **QUIET))  # the warm run resumes as any run
     assert [row["step"] for row in again.losses] == [3, 4, 5]
+    grown = train("ddpm", tmp_path / "g", TrainOptions(steps=3, init_from=str(tmp_path / "a"), **QUIET),
+                  hparams={"levels": 3})  # the one architecture change a warm start allows: growing the U-Net
+    assert [row["step"] for row in grown.losses] == [3]
     with pytest.raises(ConfigError, match="channels change the architecture"):
         train("ddpm", tmp_path / "d", TrainOptions(steps=4, init_from=str(tmp_path / "a"), **QUIET),
               hparams={"channels": 16})
