@@ -19,7 +19,8 @@ Forward process over t = 1..T: ``q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, 
   eps^`` for the next time t' (abar_0 = 1 at the end).
 * Class conditioning (``conditional=true``, the default): a label embedding is added to the time embedding; in
   training each label is replaced by a null class with probability ``p_uncond``, so that one network gives both
-  eps_c = eps(x_t, t, y) and eps_u = eps(x_t, t, null).
+  eps_c = eps(x_t, t, y) and eps_u = eps(x_t, t, null). The embedding shifts each block's activations;
+  ``scale_shift_norm=true`` (ADM's adaptive GroupNorm) also scales them.
 * Classifier-free guidance (Ho & Salimans 2022), weight w (``guidance``):
   ``eps~ = (1 + w) eps_c - w eps_u = eps_u + (1 + w)(eps_c - eps_u)``. w = 0: the conditional model without
   guidance (one network call per step); w = -1: the unconditional model (one call, on the null label); w > 0:
@@ -192,18 +193,30 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 class ResBlock(nn.Module):
     """(N, in, H, W), embedding (N, E) -> (N, out, H, W): GroupNorm-SiLU-conv3x3, plus a per-channel projection of the
-    embedding, GroupNorm-SiLU-conv3x3, plus the input (through a 1x1 conv when in != out)."""
+    embedding, GroupNorm-SiLU-conv3x3, plus the input (through a 1x1 conv when in != out). ``scale_shift_norm``
+    (ADM's adaptive GroupNorm, Dhariwal & Nichol 2021) also scales the second GroupNorm's output by 1 + a second
+    projection of the embedding, which starts at zero (:meth:`zero_scale`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, scale_shift_norm: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1))
         self.embedding = nn.Sequential(nn.SiLU(), nn.Linear(embedding_dim, out_channels))
+        self.scale = nn.Sequential(nn.SiLU(), nn.Linear(embedding_dim, out_channels)) if scale_shift_norm else None
         self.conv2 = nn.Sequential(_norm(out_channels), nn.SiLU(), nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
+    def zero_scale(self) -> None:
+        """Set the scale projection (``scale_shift_norm``) to zero: the block computes what it did without it."""
+        if self.scale is not None:
+            nn.init.zeros_(self.scale[1].weight)
+            nn.init.zeros_(self.scale[1].bias)
+
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         h = self.conv1(x) + self.embedding(embedding)[:, :, None, None]
-        return self.skip(x) + self.conv2(h)
+        if self.scale is None:
+            return self.skip(x) + self.conv2(h)
+        h = self.conv2[0](h) * (1 + self.scale(embedding)[:, :, None, None])
+        return self.skip(x) + self.conv2[2](self.conv2[1](h))
 
 
 class SelfAttention(nn.Module):
@@ -229,34 +242,45 @@ class UNet(nn.Module):
     self-attention over the whole 7x7 map, a block with a skip, up), whose output is added to the middle block's; its
     last convolution starts at zero, so a grown net computes what its 2-level weights did (:meth:`DDPM.warm_start`).
     Every block gets the sinusoidal time embedding through an MLP, plus the label embedding for a conditional net
-    (``num_classes`` > 0).
+    (``num_classes`` > 0), as a shift of its activations; ``scale_shift_norm`` adds a scale (:class:`ResBlock`), which
+    starts at zero, so a net grown with it also computes what it did before.
     """
 
     BRANCH_7X7: ClassVar[tuple[str, ...]] = ("down_7", "down3", "attention", "mid_7", "up_7")
 
-    def __init__(self, channels: int, num_classes: int = 0, levels: int = 2) -> None:
+    def __init__(self, channels: int, num_classes: int = 0, levels: int = 2, scale_shift_norm: bool = False) -> None:
         super().__init__()
         c, e = channels, 4 * channels
+
+        def block(in_channels: int, out_channels: int) -> ResBlock:
+            return ResBlock(in_channels, out_channels, e, scale_shift_norm)
+
         self.channels = c
         self.time = nn.Sequential(nn.Linear(c, e), nn.SiLU(), nn.Linear(e, e))
         self.label = nn.Embedding(num_classes + 1, e) if num_classes else None
         self.inp = nn.Conv2d(1, c, 3, padding=1)
-        self.down1 = ResBlock(c, c, e)
+        self.down1 = block(c, c)
         self.down = nn.Conv2d(c, c, 3, stride=2, padding=1)
-        self.down2 = ResBlock(c, 2 * c, e)
-        self.mid = ResBlock(2 * c, 2 * c, e)
+        self.down2 = block(c, 2 * c)
+        self.mid = block(2 * c, 2 * c)
         if levels == 3:
             self.down_7 = nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1)
-            self.down3 = ResBlock(2 * c, 2 * c, e)
+            self.down3 = block(2 * c, 2 * c)
             self.attention = SelfAttention(2 * c)
-            self.mid_7 = ResBlock(4 * c, 2 * c, e)
+            self.mid_7 = block(4 * c, 2 * c)
             self.up_7 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                       nn.Conv2d(2 * c, 2 * c, 3, padding=1))
         self.levels = levels
-        self.up2 = ResBlock(4 * c, 2 * c, e)
+        self.up2 = block(4 * c, 2 * c)
         self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * c, c, 3, padding=1))
-        self.up1 = ResBlock(2 * c, c, e)
+        self.up1 = block(2 * c, c)
         self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+
+    def zero_scales(self) -> None:
+        """Set every block's scale projection (``scale_shift_norm``) to zero: the net computes what it did without."""
+        for module in self.modules():
+            if isinstance(module, ResBlock):
+                module.zero_scale()
 
     def zero_7x7_output(self) -> None:
         """Set the 7x7 branch's last convolution to zero (levels=3), so that the branch adds nothing yet."""
@@ -307,14 +331,16 @@ class DDPM(Generator):
 
     name = "ddpm"
     defaults: ClassVar[dict[str, Any]] = {
-        "channels": 32, "levels": 2, "timesteps": 1000, "schedule": "linear", "variance": "beta", "conditional": True,
-        "p_uncond": 0.1, "classifier_width": 32, "batch_size": 64, "lr": 5e-4, "grad_clip": 1.0, "ema_decay": 0.999,
-        "guidance": 0.0, "classifier_scale": 0.0, "sampling_steps": 50, "precision": "bf16",
+        "channels": 32, "levels": 2, "scale_shift_norm": False, "timesteps": 1000, "schedule": "linear",
+        "variance": "beta", "conditional": True, "p_uncond": 0.1, "classifier_width": 32, "batch_size": 64, "lr": 5e-4,
+        "grad_clip": 1.0, "ema_decay": 0.999, "guidance": 0.0, "classifier_scale": 0.0, "sampling_steps": 50,
+        "precision": "bf16",
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": tuple(SCHEDULES), "variance": ("beta", "posterior"),
                                                      "precision": PRECISIONS}
     nonnegative: ClassVar[tuple[str, ...]] = ("sampling_steps",)
-    legacy_hparams: ClassVar[dict[str, Any]] = {**Generator.legacy_hparams, "levels": 2}
+    legacy_hparams: ClassVar[dict[str, Any]] = {**Generator.legacy_hparams, "levels": 2,
+                                                            "scale_shift_norm": False}
     sample_options: ClassVar[dict[str, type]] = {"guidance": float, "classifier_scale": float, "sampling_steps": int}
 
     def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
@@ -322,6 +348,7 @@ class DDPM(Generator):
         super().__init__(hparams, num_classes=num_classes, generator=generator)
         if self.hparams["levels"] == 3:
             self.net.zero_7x7_output()
+        self.net.zero_scales()
         self.ema.load_state_dict(self.net.state_dict())  # the average starts at the initial weights
 
     def build(self) -> None:
@@ -336,8 +363,8 @@ class DDPM(Generator):
         self.conditional = hp["conditional"]
         self.schedule = SCHEDULES[hp["schedule"]](hp["timesteps"])
         classes = self.num_classes if self.conditional else 0
-        self.net = UNet(hp["channels"], classes, hp["levels"])
-        self.ema = UNet(hp["channels"], classes, hp["levels"]).requires_grad_(False)
+        self.net = UNet(hp["channels"], classes, hp["levels"], hp["scale_shift_norm"])
+        self.ema = UNet(hp["channels"], classes, hp["levels"], hp["scale_shift_norm"]).requires_grad_(False)
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         self.classifier = NoisyClassifier(hp["classifier_width"], self.num_classes) if self.conditional else None
         self.check_sample_options({})  # the hyper-parameters that are sampling defaults
@@ -438,12 +465,16 @@ class DDPM(Generator):
         return losses
 
     def warm_start(self, source: Generator) -> None:
-        """:meth:`Generator.warm_start`, which may also grow a 2-level U-Net to 3 levels: the 7x7 branch starts at
-        zero, so the grown model samples what ``source`` did until training moves it."""
-        if (source.hparams["levels"], self.hparams["levels"]) != (2, 3):
+        """:meth:`Generator.warm_start`, which may also grow the U-Net: from 2 to 3 levels (the 7x7 branch starts at
+        zero) and/or from a shift to a scale-shift norm (the scales start at zero), so the grown model samples what
+        ``source`` did until training moves it."""
+        grows_levels = (source.hparams["levels"], self.hparams["levels"]) == (2, 3)
+        grows_scales = not source.hparams["scale_shift_norm"] and self.hparams["scale_shift_norm"]
+        if not (grows_levels or grows_scales):
             return super().warm_start(source)
         missing, unexpected = self.load_state_dict(source.state_dict(), strict=False)
-        grown = [key for key in missing if key.split(".")[1] not in UNet.BRANCH_7X7]
+        grown = [key for key in missing
+                 if not (grows_levels and key.split(".")[1] in UNet.BRANCH_7X7 or grows_scales and ".scale." in key)]
         if unexpected or grown:
             raise RuntimeError(f"weights that do not fit: {[*unexpected, *grown]}")
 

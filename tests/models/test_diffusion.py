@@ -287,6 +287,31 @@ def test_a_grown_three_level_unet_starts_as_the_two_level_one_it_grew_from(digit
         small.warm_start(grown)  # a 3-level net does not shrink
 
 
+def test_a_scale_shift_norm_grown_onto_a_trained_unet_starts_as_that_unet(digit_batch):
+    """scale_shift_norm multiplies each block's normalised activations by 1 + a projection of the embedding that
+    starts at zero: grown onto a trained model (alone or with levels=3), net and EMA compute what its did, for every
+    label; one training step then moves the scales, and they change the output."""
+    small = _ddpm()
+    small.train_step(digit_batch[0][:8], digit_batch[1][:8], seeded(1))
+    x, t = torch.randn(11, 1, 28, 28, generator=seeded(2)), torch.arange(11) % 10 + 1
+    labels = torch.arange(11)
+    for hparams in ({"scale_shift_norm": True}, {"scale_shift_norm": True, "levels": 3}):
+        grown = _ddpm(**hparams)
+        grown.warm_start(small)
+        with torch.no_grad():
+            for name in ("net", "ema"):
+                torch.testing.assert_close(getattr(grown, name)(x, t, labels), getattr(small, name)(x, t, labels))
+    grown.train_step(digit_batch[0][:8], digit_batch[1][:8], seeded(1))
+    assert grown.net.mid.scale[1].weight.abs().sum() > 0
+    with torch.no_grad():
+        moved = grown.net(x, t, labels)
+        nn.init.zeros_(grown.net.mid.scale[1].weight)
+        nn.init.zeros_(grown.net.mid.scale[1].bias)
+        assert not torch.equal(moved, grown.net(x, t, labels))
+    with pytest.raises(RuntimeError):
+        small.warm_start(grown)  # the scales do not go away
+
+
 def test_guided_conditional_samples_with_ddim():
     model = _ddpm()
     labels = [3, 3, 5]
