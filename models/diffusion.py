@@ -276,16 +276,15 @@ class UNet(nn.Module):
         self.up1 = block(2 * c, c)
         self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
 
-    def zero_scales(self) -> None:
-        """Set every block's scale projection (``scale_shift_norm``) to zero: the net computes what it did without."""
+    def zero_growable_parts(self) -> None:
+        """Set what a warm start may grow onto a smaller net to zero: the 7x7 branch's last convolution (levels=3)
+        and every block's scale projection (``scale_shift_norm``), so that they add nothing yet."""
+        if self.levels == 3:
+            nn.init.zeros_(self.up_7[1].weight)
+            nn.init.zeros_(self.up_7[1].bias)
         for module in self.modules():
             if isinstance(module, ResBlock):
                 module.zero_scale()
-
-    def zero_7x7_output(self) -> None:
-        """Set the 7x7 branch's last convolution to zero (levels=3), so that the branch adds nothing yet."""
-        nn.init.zeros_(self.up_7[1].weight)
-        nn.init.zeros_(self.up_7[1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         embedding = self.time(timestep_embedding(t, self.channels))
@@ -339,16 +338,13 @@ class DDPM(Generator):
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": tuple(SCHEDULES), "variance": ("beta", "posterior"),
                                                      "precision": PRECISIONS}
     nonnegative: ClassVar[tuple[str, ...]] = ("sampling_steps",)
-    legacy_hparams: ClassVar[dict[str, Any]] = {**Generator.legacy_hparams, "levels": 2,
-                                                            "scale_shift_norm": False}
+    legacy_hparams: ClassVar[dict[str, Any]] = {**Generator.legacy_hparams, "levels": 2, "scale_shift_norm": False}
     sample_options: ClassVar[dict[str, type]] = {"guidance": float, "classifier_scale": float, "sampling_steps": int}
 
     def __init__(self, hparams: Mapping[str, Any] | None = None, *, num_classes: int = 10,
                  generator: torch.Generator | None = None) -> None:
         super().__init__(hparams, num_classes=num_classes, generator=generator)
-        if self.hparams["levels"] == 3:
-            self.net.zero_7x7_output()
-        self.net.zero_scales()
+        self.net.zero_growable_parts()
         self.ema.load_state_dict(self.net.state_dict())  # the average starts at the initial weights
 
     def build(self) -> None:
